@@ -36,11 +36,3 @@ def test_import_and_help_do_not_load_torch() -> None:
     subprocess.run([sys.executable, "-m", "mmrag", "--help"], capture_output=True, check=True)
     assert time.perf_counter() - t < 10  # generous: only guards against importing the ML stack
 
-
-def test_unknown_config_key_exits_2_with_one_line(tmp_path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("indx: {}\n")
-    res = subprocess.run([sys.executable, "-m", "mmrag", "models", "--config", str(bad)],
-                         capture_output=True, text=True)
-    # `models` does not read the config; commands that do must refuse it (tested per command).
-    assert res.returncode == 0
