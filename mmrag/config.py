@@ -91,6 +91,8 @@ class UIConfig:
     collections: dict = field(default_factory=dict)  # name → index folder
     rerankers: list = field(default_factory=list)  # names offered in the app ([] = all)
     generators: list = field(default_factory=list)
+    host: str = "127.0.0.1"  # a non-loopback host here is refused unless `mmrag serve --host` repeats it
+    port: int = 7860
 
 
 @dataclass
