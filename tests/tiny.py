@@ -45,3 +45,45 @@ def tiny_causal_lm(vocab_size: int, arch: str = "llama", seed: int = 0, attn: st
     config = cls(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
+
+
+def save_tiny_qwen_vl(tokenizer_dir: Path, out: Path, version: str = "2.5", seed: int = 0,
+                      min_pixels: int = 28 * 28, max_pixels: int = 28 * 28 * 16) -> Path:
+    """Save a random-weight Qwen2-VL ("2") or Qwen2.5-VL ("2.5") model and its processor in ``out``.
+
+    Text: 64 wide, 2 layers; vision: 2 blocks, 14-px patches merged 2x2 (one token per 28x28).
+    ``AutoModelForImageTextToText`` / ``AutoProcessor`` load the folder like a hub checkpoint.
+    """
+    import torch
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(tokenizer_dir)
+    ids = tok.convert_tokens_to_ids
+    end = ids("<|im_end|>")
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                bos_token_id=end, eos_token_id=end, pad_token_id=tok.pad_token_id)
+    special = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                   vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    if version == "2.5":
+        vision = dict(depth=2, hidden_size=64, out_hidden_size=64, num_heads=4, intermediate_size=128,
+                      fullatt_block_indexes=[1])
+        config = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special)
+        model_cls, proc_cls = tf.Qwen2_5_VLForConditionalGeneration, tf.Qwen2_5_VLProcessor
+    elif version == "2":
+        vision = dict(depth=2, embed_dim=64, hidden_size=64, num_heads=4, mlp_ratio=2)
+        config = tf.Qwen2VLConfig(text_config=text, vision_config=vision, **special)
+        model_cls, proc_cls = tf.Qwen2VLForConditionalGeneration, tf.Qwen2VLProcessor
+    else:
+        raise ValueError(f"version must be '2' or '2.5', got {version!r}")
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    model.generation_config.eos_token_id = end
+    model.generation_config.pad_token_id = tok.pad_token_id
+    processor = proc_cls(image_processor=tf.Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
+                         tokenizer=tok, video_processor=tf.Qwen2VLVideoProcessor(),
+                         chat_template=QWEN_VL_CHAT_TEMPLATE)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
