@@ -181,7 +181,8 @@ class VLM:
 
 def make_backend(backend: str, *, model: str, device: str | None = None, dtype: str | None = "auto",
                  attn_implementation: str | None = None, base_url: str | None = None,
-                 api_key: str | None = None, timeout: float = 600.0, retries: int = 2) -> Any:
+                 api_key: str | None = None, timeout: float = 600.0, retries: int = 2,
+                 top_logprobs: int = 20) -> Any:
     """The model behind a VLM reranker or generator: local transformers, or an OpenAI-style server.
 
     Both offer ``generate(messages, max_new_tokens, temperature)`` and
@@ -194,7 +195,8 @@ def make_backend(backend: str, *, model: str, device: str | None = None, dtype: 
 
         if not base_url:
             raise ConfigError("backend 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1 (a vLLM or SGLang server)")
-        return ChatClient(base_url=base_url, model=model, api_key=api_key, timeout=timeout, retries=retries)
+        return ChatClient(base_url=base_url, model=model, api_key=api_key, timeout=timeout, retries=retries,
+                          top_logprobs=top_logprobs)
     raise ConfigError(f"unknown backend {backend!r}; use transformers or openai")
 
 

@@ -28,6 +28,9 @@ def build_messages(query: str, image: object, caption: str, min_pixels: int, max
 class RagLLaVAReranker(Reranker):
     """Pointwise P(Yes) of page image + caption; works with Qwen2-VL, Qwen2.5-VL and LLaVA.
 
+    With ``backend="openai"`` the score comes from the first token's ``top_logprobs`` (servers
+    allow at most 20 by default; see ``yes_probability_from_top``).
+
     Adaptive threshold: a page passes when P(Yes) ≥ ``min_score`` (the model leans to Yes) and
     P(Yes) ≥ ``relative`` × the best P(Yes) for this query (it is close to the best page).
     """
@@ -39,14 +42,14 @@ class RagLLaVAReranker(Reranker):
                  batch_size: int = 4, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS,
                  device: str | None = None, dtype: str | None = "auto", attn_implementation: str | None = None,
                  base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0,
-                 retries: int = 2, progress: bool = False):
+                 retries: int = 2, top_logprobs: int = 20, progress: bool = False):
         self.top_k, self.min_score, self.relative = int(top_k), float(min_score), float(relative)
         self.caption_chars, self.batch_size = int(caption_chars), max(1, int(batch_size))
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
         self.progress = progress
         self.backend = make_backend(backend, model=model, device=device, dtype=dtype,
                                     attn_implementation=attn_implementation, base_url=base_url,
-                                    api_key=api_key, timeout=timeout, retries=retries)
+                                    api_key=api_key, timeout=timeout, retries=retries, top_logprobs=top_logprobs)
         self.last_passed = 0  # pages that cleared the threshold for the latest query
 
     def messages(self, query: str, candidate: Candidate, image: object) -> list[Message]:
