@@ -34,6 +34,7 @@ class IngestConfig:
     ocr: str = "auto"  # auto | always | never
     ocr_min_chars: int = 50  # pages with less text go through OCR (auto)
     ocr_image_fraction: float = 0.5  # ...and pages whose image-only area exceeds this share
+    ocr_dpi: int = 200  # OCR rendering resolution (capped at 2000 px on the long side)
     max_pages: int = 5000
     max_bytes: int = 512 * 1024 * 1024
     timeout_s: float = 60.0

@@ -1,0 +1,92 @@
+"""Small box arithmetic on ``(x0, y0, x1, y1)`` tuples (kept in plain Python: it runs per line)."""
+
+from __future__ import annotations
+
+from mmrag.types import BBox
+
+
+def area(b: BBox) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def intersection(a: BBox, b: BBox) -> float:
+    """Area of the overlap of two boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    if w <= 0:
+        return 0.0
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if h > 0 else 0.0
+
+
+def inside_share(inner: BBox, outer: BBox) -> float:
+    """Share of ``inner``'s area that lies inside ``outer`` (1.0 for a degenerate inner box inside)."""
+    a = area(inner)
+    if a <= 0:
+        cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+        return 1.0 if outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3] else 0.0
+    return intersection(inner, outer) / a
+
+
+def expand(b: BBox, d: float) -> BBox:
+    return (b[0] - d, b[1] - d, b[2] + d, b[3] + d)
+
+
+def touches(a: BBox, b: BBox, tol: float = 0.0) -> bool:
+    return a[0] - tol <= b[2] and b[0] - tol <= a[2] and a[1] - tol <= b[3] and b[1] - tol <= a[3]
+
+
+def merge(a: BBox, b: BBox) -> BBox:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def clip(b: BBox, width: float, height: float) -> BBox | None:
+    """``b`` cut to the page; None when nothing is left."""
+    x0, y0 = max(0.0, b[0]), max(0.0, b[1])
+    x1, y1 = min(width, b[2]), min(height, b[3])
+    if x1 < x0 or y1 < y0:
+        return None
+    return (x0, y0, x1, y1)
+
+
+def rounded(b: BBox, nd: int = 2) -> BBox:
+    return (round(b[0], nd), round(b[1], nd), round(b[2], nd), round(b[3], nd))
+
+
+def cluster(boxes: list[BBox], tol: float) -> list[tuple[BBox, int]]:
+    """Group boxes that touch (within ``tol``) into clusters: (union box, member count).
+
+    Sweeps boxes by x0 and keeps open clusters, then merges clusters that came to touch,
+    so it stays near-linear for the thousands of paths a chart can have.
+    """
+    clusters: list[list] = []  # [box, count]
+    for b in sorted(boxes, key=lambda r: r[0]):
+        hit = None
+        for c in clusters:
+            if touches(c[0], b, tol):
+                if hit is None:
+                    c[0] = merge(c[0], b)
+                    c[1] += 1
+                    hit = c
+                else:  # b bridges two clusters
+                    hit[0] = merge(hit[0], c[0])
+                    hit[1] += c[1]
+                    c[1] = 0
+        if hit is None:
+            clusters.append([b, 1])
+        else:
+            clusters = [c for c in clusters if c[1] > 0]
+    changed = True
+    while changed:  # clusters that grew into each other
+        changed = False
+        out: list[list] = []
+        for c in clusters:
+            for o in out:
+                if touches(o[0], c[0], tol):
+                    o[0] = merge(o[0], c[0])
+                    o[1] += c[1]
+                    changed = True
+                    break
+            else:
+                out.append(c)
+        clusters = out
+    return [(c[0], c[1]) for c in clusters]

@@ -1,0 +1,178 @@
+"""One PyMuPDF page → one ``mmrag.types.Page``: layout text, blocks, tables, figures, OCR."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Callable
+
+from mmrag.ingest import geometry as geo
+from mmrag.ingest.layout import (
+    Unit,
+    absorb_labels,
+    classify,
+    figure_regions,
+    merge_paragraphs,
+    units_from_dict,
+)
+from mmrag.ingest.order import reading_order
+from mmrag.types import BBox, Block, Page
+
+if TYPE_CHECKING:
+    from mmrag.config import IngestConfig
+
+IMAGE_OPS = ("fill-image", "fill-imgmask")
+
+
+def text_flags() -> int:
+    """The dict flags: PyMuPDF's defaults without image bytes (slow) but with vector boxes (free)."""
+    import pymupdf
+
+    return (pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES) | pymupdf.TEXT_COLLECT_VECTORS
+
+
+def _transform(page: Any) -> Callable[[Any], BBox] | None:
+    """Map boxes of the unrotated page to the displayed (rotated) page, or None when unrotated."""
+    if not page.rotation:
+        return None
+    import pymupdf
+
+    m = page.rotation_matrix
+
+    def t(b: Any) -> BBox:
+        r = pymupdf.Rect(b) * m
+        return (r.x0, r.y0, r.x1, r.y1)
+
+    return t
+
+
+def image_boxes(page: Any, is_pdf: bool, transform: Callable | None) -> list[BBox]:
+    """Where images are drawn. Only pages that use images pay for the extra content pass."""
+    if not is_pdf:
+        r = page.rect
+        return [(r.x0, r.y0, r.x1, r.y1)]
+    if not page.get_images():
+        return []
+    out = []
+    for op, b in page.get_bboxlog():
+        if op in IMAGE_OPS:
+            out.append(transform(b) if transform else tuple(b))
+    return out
+
+
+def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, config: "IngestConfig",
+                 is_pdf: bool = True, flags: int | None = None) -> Page:
+    """Layout text, blocks in reading order, tables, figures and (where needed) OCR of one page."""
+    rect = page.rect
+    width, height = float(rect.width), float(rect.height)
+    transform = _transform(page)
+    d = page.get_text("dict", flags=flags if flags is not None else text_flags())
+    raw_units, vectors = units_from_dict(d, transform)
+    units = []
+    for u in raw_units:
+        c = geo.clip(u.bbox, width, height)
+        if c is not None:
+            u.bbox = c
+            units.append(u)
+    units = merge_paragraphs(units)
+    classify(units)
+
+    tables: list[tuple[BBox, str]] = []
+    if config.tables and is_pdf and vectors:
+        tables = _tables(page, vectors, width, height, transform)
+    if tables:
+        units = [u for u in units if not any(geo.inside_share(u.bbox, t) >= 0.6 for t, _ in tables)]
+
+    images = image_boxes(page, is_pdf, transform)
+    regions = [r for r in figure_regions(images, vectors, width, height)
+               if not any(geo.inside_share(r.bbox, t) >= 0.5 for t, _ in tables)]
+
+    ocr_used = False
+    if _needs_ocr(config, units, tables, regions, width * height):
+        ocr_units = _ocr_units(page, config, units, tables, width, height)
+        units.extend(ocr_units)
+        ocr_used = bool(ocr_units) or config.ocr == "always"
+
+    units = absorb_labels(regions, units, width * height)
+    blocks = _blocks(units, tables, regions, width, height)
+    order = reading_order([b.bbox for b in blocks])
+    blocks = [blocks[i] for i in order]
+    return Page(
+        doc_id=doc_id, page_number=page_number, width=round(width, 2), height=round(height, 2),
+        text="\n\n".join(b.text for b in blocks if b.text), blocks=blocks, source_path=source_path,
+        content_hash=content_hash(blocks, width, height), ocr=ocr_used, rotation=int(page.rotation),
+    )
+
+
+def _tables(page: Any, vectors: list, width: float, height: float, transform: Callable | None
+            ) -> list[tuple[BBox, str]]:
+    from mmrag.ingest.tables import find_tables, table_region
+
+    if table_region(vectors, width, height) is None:  # vectors are already on the displayed page
+        return []
+    out = []
+    for b, md in find_tables(page, transform):
+        c = geo.clip(b, width, height)
+        if c is not None:
+            out.append((c, md))
+    return out
+
+
+def _needs_ocr(config: "IngestConfig", units: list[Unit], tables: list, regions: list, page_area: float) -> bool:
+    if config.ocr == "never":
+        return False
+    if config.ocr == "always":
+        return True
+    chars = sum(u.chars for u in units) + sum(len(md) for _, md in tables)
+    if chars < config.ocr_min_chars:
+        return True
+    image_only = 0.0
+    for r in regions:
+        if r.source != "image":
+            continue
+        inside = sum(u.chars for u in units if geo.inside_share(u.bbox, r.bbox) >= 0.5)
+        if inside < 20:
+            image_only += geo.area(r.bbox)
+    return image_only > config.ocr_image_fraction * page_area
+
+
+def _ocr_units(page: Any, config: "IngestConfig", units: list[Unit], tables: list, width: float,
+               height: float) -> list[Unit]:
+    """OCR lines that the text layer does not already hold, grouped into paragraphs."""
+    from mmrag.ingest.ocr import ocr_lines, ocr_scale
+    from mmrag.ingest.render import pixmap, to_pil
+
+    scale = ocr_scale(width, height, config.ocr_dpi)
+    img = to_pil(pixmap(page, int(round(scale * 72))))
+    real_scale = img.width / max(width, 1.0)
+    taken = [u.bbox for u in units] + [t for t, _ in tables]
+    out: list[Unit] = []
+    for text, box, _score in sorted(ocr_lines(img, real_scale), key=lambda x: (x[1][1], x[1][0])):
+        c = geo.clip(box, width, height)
+        if c is None or any(geo.inside_share(c, t) >= 0.5 for t in taken):
+            continue
+        size = round((c[3] - c[1]) * 0.8, 1)  # a line box is about 1.25 font sizes tall
+        out.append(Unit(bbox=c, lines=[text], size=size, bold=False, chars=len(text), source="ocr"))
+    return merge_paragraphs(out)
+
+
+def _blocks(units: list[Unit], tables: list, regions: list, width: float, height: float) -> list[Block]:
+    blocks: list[Block] = []
+    for u in units:
+        blocks.append(Block(text=u.text, bbox=geo.rounded(u.bbox), kind=u.kind, source=u.source))
+    for b, md in tables:
+        blocks.append(Block(text=md, bbox=geo.rounded(b), kind="table", source="layout"))
+    for r in regions:
+        labels = sorted(r.units, key=lambda u: (u.bbox[1], u.bbox[0]))
+        source = "ocr" if any(u.source == "ocr" for u in labels) else "layout"
+        c = geo.clip(r.bbox, width, height) or r.bbox
+        blocks.append(Block(text=" ".join(u.text for u in labels), bbox=geo.rounded(c), kind="figure",
+                            source=source))
+    return blocks
+
+
+def content_hash(blocks: list[Block], width: float, height: float) -> str:
+    """SHA-256 of the page's size, text and layout: changes exactly when the extracted page does."""
+    payload = [round(width, 1), round(height, 1)] + [[b.kind, b.text, [round(v, 1) for v in b.bbox]]
+                                                     for b in blocks]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
