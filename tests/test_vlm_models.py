@@ -171,9 +171,11 @@ def test_ragllava_adaptive_threshold_and_top_k(tiny_vlm_dir: str) -> None:
         rr.rerank("q", cands))) == 1
     none = RagLLaVAReranker(model=tiny_vlm_dir, min_score=hi + 1e-6, **PIX)
     assert none.select(none.rerank("q", cands)) == [] and none.last_passed == 0
-    # top_k caps what passes
+    # top_k caps what passes, and "passes" marks exactly the selected pages
     two = RagLLaVAReranker(model=tiny_vlm_dir, top_k=2, min_score=0.0, relative=0.0, **PIX)
-    assert len(two.select(two.rerank("q", cands))) == 2
+    kept = two.select(two.rerank("q", cands))
+    assert len(kept) == 2 == two.last_passed
+    assert {c.id for c in cands if c.metadata["passes"]} == {s.id for s in kept}
 
 
 def _page_hits(tmp_path: Path) -> list[Hit]:
@@ -216,3 +218,7 @@ def test_generator_says_not_answerable_when_reranker_confidence_is_low(tmp_path:
     assert "backend" not in gen.__dict__
     kept, conf = QwenVLGenerator(model="x", max_pages=3, min_confidence=0.5).select(hits)
     assert kept == [hits[2]] and conf == 0.9
+    # a page the reranker filtered out (outside its top-k or under its threshold) is dropped too
+    hits[2].scores["passes"] = 0.0
+    hits[0].scores.update(relevance=0.8, passes=1.0)
+    assert QwenVLGenerator(model="x", max_pages=3).select(hits)[0] == [hits[0]]

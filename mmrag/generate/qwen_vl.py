@@ -1,7 +1,8 @@
 """Qwen2-VL / Qwen2.5-VL answers from the few pages that survive reranking, with citations.
 
-Noise robustness at inference: pages whose calibrated relevance (``hit.scores["relevance"]``,
-set from a pointwise VLM reranker such as ragllava) is under ``min_confidence`` never reach the
+Noise robustness at inference: pages a pointwise VLM reranker (ragllava) filtered out
+(``hit.scores["passes"] == 0``: outside its top-k or under its adaptive threshold) or whose
+calibrated relevance ``hit.scores["relevance"]`` is under ``min_confidence`` never reach the
 model; when none pass, the answer is that the documents do not answer. The prompt shows each
 page as its image plus its layout text under a ``[doc p.N]`` reference, asks for an answer
 grounded only in them with those citations, and tells the model to ignore irrelevant pages.
@@ -22,6 +23,7 @@ from mmrag.vlm import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Message, hit_image
 log = logging.getLogger("mmrag.generate.qwen_vl")
 
 RELEVANCE = "relevance"  # key in Hit.scores: a probability in [0, 1] that the page is relevant
+PASSES = "passes"  # key in Hit.scores: 1.0 if the reranker's top-k + threshold kept the page, else 0.0
 
 SYSTEM_PROMPT = (
     "You answer questions about documents using only the evidence pages shown to you. Each page "
@@ -33,6 +35,12 @@ SYSTEM_PROMPT = (
 
 _REFUSAL = re.compile(r"(documents?|pages?|evidence|context)\s+(do|does)\s+not\s+(contain|answer|provide|mention)"
                       r"|not\s+answerable|cannot\s+be\s+answered", re.I)
+
+
+def passes(hit: Hit) -> bool:
+    """False only when a reranker marked the page as filtered out (``hit.scores["passes"]``)."""
+    value = hit.scores.get(PASSES) if hit.scores else None
+    return value is None or bool(value)
 
 
 def relevance(hit: Hit) -> float | None:
@@ -77,12 +85,12 @@ class QwenVLGenerator(Generator):
         return make_backend(**self._backend_args)
 
     def select(self, contexts: Sequence[Hit]) -> tuple[list[Hit], float | None]:
-        """The pages that reach the model (at most ``max_pages``, relevance ≥ ``min_confidence``
-        where known) and the best known relevance."""
+        """The pages that reach the model (at most ``max_pages``; not filtered out by the reranker;
+        relevance ≥ ``min_confidence`` where known) and the best known relevance."""
         hits = list(contexts)[: self.max_pages]
         known = [r for r in (relevance(h) for h in hits) if r is not None]
         confidence = max(known) if known else None
-        kept = [h for h in hits if (r := relevance(h)) is None or r >= self.min_confidence]
+        kept = [h for h in hits if passes(h) and ((r := relevance(h)) is None or r >= self.min_confidence)]
         return kept, confidence
 
     def messages(self, query: str, hits: Sequence[Hit]) -> list[Message]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mmrag.rerankers.base import Reranker
+from mmrag.rerankers.base import Reranker, scored_from_scores
 from mmrag.types import Candidate, Scored
 from mmrag.vlm import (DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Message, candidate_images, image_part,
                        make_backend, text_part, trim)
@@ -50,13 +50,14 @@ class RagLLaVAReranker(Reranker):
         self.backend = make_backend(backend, model=model, device=device, dtype=dtype,
                                     attn_implementation=attn_implementation, base_url=base_url,
                                     api_key=api_key, timeout=timeout, retries=retries, top_logprobs=top_logprobs)
-        self.last_passed = 0  # pages that cleared the threshold for the latest query
+        self.last_passed = 0  # pages ``select`` keeps for the latest query (0: nothing to answer from)
 
     def messages(self, query: str, candidate: Candidate, image: object) -> list[Message]:
         return build_messages(query, image, trim(candidate.text, self.caption_chars), self.min_pixels, self.max_pixels)
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
-        """P(Yes) per candidate, also recorded as ``candidate.metadata["relevance"]``."""
+        """P(Yes) per candidate, recorded as ``candidate.metadata["relevance"]``, and whether
+        ``select`` keeps it as ``metadata["passes"]`` (what a generator should read)."""
         from tqdm.auto import tqdm
 
         images = candidate_images(candidates, "ragllava")
@@ -67,11 +68,11 @@ class RagLLaVAReranker(Reranker):
                 convs = [self.messages(query, candidates[i], images[i]) for i in chunk]
                 scores.extend(self.backend.yes_probability(convs))
                 bar.update(len(chunk))
-        threshold = self.threshold(scores)
+        chosen = {id(s.candidate) for s in self.select(scored_from_scores(candidates, scores))}
         for c, s in zip(candidates, scores):
             c.metadata["relevance"] = s
-            c.metadata["passes"] = s >= threshold
-        self.last_passed = sum(s >= threshold for s in scores)
+            c.metadata["passes"] = id(c) in chosen
+        self.last_passed = len(chosen)
         return scores
 
     def threshold(self, scores: Sequence[float]) -> float:
