@@ -49,6 +49,19 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> N
     raise AssertionError(f"mmrag serve did not answer on {url} within {timeout:.0f}s")
 
 
+def wait_for_text(page, selector: str, text: str, error_selector: str, timeout: float = 180.0) -> None:
+    """Wait until ``selector`` shows ``text``; fail at once with the page's message if an error shows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in page.locator(selector).inner_text():
+            return
+        error = page.locator(error_selector).inner_text().strip()
+        if error and ("failed" in error or "refused" in error or "Not indexed" in error or "rror" in error):
+            raise AssertionError(f"the page shows an error: {error}")
+        time.sleep(0.5)
+    raise AssertionError(f"{selector} did not show {text!r} within {timeout:.0f}s")
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     if not CHROMIUM.exists():
@@ -89,13 +102,12 @@ def test_upload_ask_and_see_the_cited_region(server: str, tmp_path: Path) -> Non
             page.locator("#upload input[type=file]").set_input_files(str(pdf))
             expect(page.locator("#upload")).to_contain_text("lakeside-report.pdf", timeout=30_000)
             page.locator("#index-button").click()
-            expect(page.locator("#upload-status")).to_contain_text("Indexed 1 new document(s), 2 page(s)",
-                                                                   timeout=180_000)
+            wait_for_text(page, "#upload-status", "Indexed 1 new document(s), 2 page(s)", "#upload-status")
             expect(page.locator("#documents")).to_contain_text("lakeside-report.pdf")
 
             page.locator("#question textarea").fill(QUESTION)
             page.locator("#ask-button").click()
-            expect(page.locator("#chat")).to_contain_text("1,234 meteors", timeout=180_000)
+            wait_for_text(page, "#chat", "1,234 meteors", "#answer-status")
             expect(page.locator("#chat")).to_contain_text("[1] lakeside-report.pdf · page 2")
             expect(page.locator("#citations")).to_contain_text("[1] lakeside-report.pdf · page 2")
             expect(page.locator("#cited-caption")).to_contain_text("page 2 — the evidence is boxed in red")
@@ -106,6 +118,8 @@ def test_upload_ask_and_see_the_cited_region(server: str, tmp_path: Path) -> Non
             expect(page.locator("#retrieved img").first).to_be_visible()
             expect(page.locator("#scores")).to_contain_text("first-stage score")
             assert "Traceback" not in page.content()
+            page.wait_for_function(  # every event done: no component still shows "processing"
+                "() => !document.body.innerText.includes('processing')", timeout=60_000)
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

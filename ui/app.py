@@ -111,7 +111,7 @@ def build_app(service: AppService) -> "gr.Blocks":
                        scores]
         ask_btn.click(do_ask, [question, chat, collection, reranker, generator], ask_outputs)
         question.submit(do_ask, [question, chat, collection, reranker, generator], ask_outputs)
-        citations.change(show_citation, [citations, cited_state, collection], [cited_image, cited_caption])
+        citations.input(show_citation, [citations, cited_state, collection], [cited_image, cited_caption])
         collection.change(switch, [collection],
                           [documents, chat, citations, cited_state, cited_image, cited_caption, gallery, scores])
     return app

@@ -155,24 +155,33 @@ class AppService:
         ui = self.config.ui
         max_bytes = int(ui.max_upload_mb) * 1024 * 1024
         lines: list[str] = []
-        stored: list[Path] = []
-        try:
-            index_dir = self.collections[name] if name in self.collections else self.rag(name).index_dir
-        except MmragError as e:
-            return f"**Not indexed:** {e}"
-        for f in files:
+        accepted: list[tuple[str, bytes]] = []
+        for f in files:  # every check runs before anything is written
             original = Path(f).name
             try:
                 data = read_capped(f, max_bytes)
-                clean = check_upload(original, data, max_bytes=max_bytes, allowed_types=ui.allowed_types)
-                stored.append(store_upload(index_dir, clean, data))
+                accepted.append((check_upload(original, data, max_bytes=max_bytes,
+                                              allowed_types=ui.allowed_types), data))
             except UploadRejected as e:
                 lines.append(f"- refused: {e}")
             except OSError as e:
                 lines.append(f"- refused: {original} could not be read ({e.strerror or e}); upload it again")
-        if stored:
-            lines[:0] = self._index(name, stored, progress)
-        return "\n".join(lines)
+        if not accepted:
+            return "\n".join(lines)
+        try:
+            self.ensure_index(name)
+            stored = [store_upload(self.collections[name], clean, data) for clean, data in accepted]
+        except Exception as e:
+            return "\n".join([f"**Not indexed:** {user_message(e)}"] + lines)
+        return "\n".join(self._index(name, stored, progress) + lines)
+
+    def ensure_index(self, name: str) -> None:
+        """Create collection ``name``'s (empty) index before anything lands in its folder: the
+        index refuses to start in a folder that already holds other files."""
+        rag = self.rag(name)
+        if not (self.collections[name] / "manifest.json").is_file():
+            with self._write_locks[name]:
+                rag.index([], progress=False)
 
     def _index(self, name: str, paths: list[Path], progress: Callable[[float, str], None] | None) -> list[str]:
         done = [0]
@@ -290,12 +299,12 @@ class AppService:
         return img, f"{Path(citation.path).name} · page {citation.page} — {where}"
 
     def gallery(self, name: str, pages: Sequence[RetrievedPage]) -> list[tuple["Image", str]]:
-        """Thumbnails of the retrieved pages (best chunk boxed) with their score captions."""
+        """Thumbnails of the retrieved pages with their score captions (the evidence box goes on the
+        cited page; a retrieved chunk's box often spans most of a page and would only hide it)."""
         items = []
         for rp in pages:
             try:
-                img = self.page_image(name, rp.hit.doc_id, rp.hit.page,
-                                      [rp.hit.bbox] if rp.hit.bbox else [], width=THUMB_WIDTH)
+                img = self.page_image(name, rp.hit.doc_id, rp.hit.page, width=THUMB_WIDTH)
             except Exception as e:
                 log.warning("no thumbnail for %s: %s", rp.hit.page_id, e)
                 continue
