@@ -222,3 +222,26 @@ def test_generator_says_not_answerable_when_reranker_confidence_is_low(tmp_path:
     hits[2].scores["passes"] = 0.0
     hits[0].scores.update(relevance=0.8, passes=1.0)
     assert QwenVLGenerator(model="x", max_pages=3).select(hits)[0] == [hits[0]]
+
+
+def test_ragllava_on_llava_reads_yes_no_from_the_real_processor_path(qwen_vl_tokenizer_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    from tests.tiny import save_tiny_llava
+
+    model = str(save_tiny_llava(qwen_vl_tokenizer_dir, tmp_path / "llava"))
+    images = _pages()
+    cands = [Candidate(f"p{i}", f"caption {i}", image=img) for i, img in enumerate(images)]
+    scores = RagLLaVAReranker(model=model, batch_size=3).score("q?", cands)
+    vlm = load_vlm(model)
+    assert not vlm.is_qwen  # images go to LLaVA's own processor, not the Qwen resizer
+    tok = vlm.tokenizer
+    yes, no = tok("Yes", add_special_tokens=False).input_ids[0], tok("No", add_special_tokens=False).input_ids[0]
+    for cand, img, got in zip(cands, images, scores):
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT.format(
+            caption=cand.text, query="q?")}]}]
+        text = vlm.processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        batch = vlm.processor(text=[text], images=[img], return_tensors="pt")
+        assert int((batch["input_ids"] == vlm.model.config.image_token_index).sum()) == 4  # 2x2 patches
+        with torch.no_grad():
+            logits = vlm.model(**batch).logits[0, -1]
+        assert got == pytest.approx(float(torch.softmax(logits[[yes, no]], -1)[0]), abs=1e-5)

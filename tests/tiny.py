@@ -87,3 +87,34 @@ def save_tiny_qwen_vl(tokenizer_dir: Path, out: Path, version: str = "2.5", seed
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+def save_tiny_llava(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
+    """Save a random-weight LLaVA (tiny CLIP ViT on 28-px images + 2-layer Llama) and its processor."""
+    import torch
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.add_tokens(["<image>"], special_tokens=True)
+    template = (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+        "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n"
+        "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    vision = tf.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                 image_size=28, patch_size=14)
+    text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2)
+    config = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                            vision_feature_layer=-1)
+    torch.manual_seed(seed)
+    model = tf.LlavaForConditionalGeneration(config).eval()
+    image_processor = tf.CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    processor = tf.LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                                  vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                                  chat_template=template)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
