@@ -70,7 +70,12 @@ class IndexConfig:
     page_score: str = "max"  # how chunk scores make a page score
     candidates: int = 100  # first-stage depth per field before fusion
     store_images: bool = False  # write page images (PNG) into the index folder
-    device: str = "cpu"  # cpu | gpu (faiss-gpu)
+    device: str = "cpu"  # cpu | gpu (faiss-gpu) | auto (the GPU when faiss-gpu finds one)
+    hnsw_ef_search: int = 64
+    ivf_nprobe: int = 16
+    commit_docs: int = 200  # a writer commits after this many documents...
+    commit_seconds: float = 60.0  # ...or this many seconds, whichever comes first
+    max_segments: int = 8  # more vector segments per field than this → merge the smallest
 
 
 @dataclass
@@ -161,6 +166,10 @@ def _validate(cfg: Config) -> None:
         (cfg.ingest.ocr in ("auto", "always", "never"), "ingest.ocr must be auto, always or never"),
         (cfg.index.dense in ("flat", "hnsw", "ivfpq"), "index.dense must be flat, hnsw or ivfpq"),
         (cfg.index.fusion in ("minmax", "rrf"), "index.fusion must be minmax or rrf"),
+        (cfg.index.device in ("cpu", "gpu", "auto"), "index.device must be cpu, gpu or auto"),
+        (cfg.index.page_score in ("max", "sum"), "index.page_score must be max or sum"),
+        (cfg.index.candidates >= 1 and cfg.index.commit_docs >= 1, "index.candidates and index.commit_docs must be positive"),
+        (cfg.index.max_segments >= 1, "index.max_segments must be at least 1"),
         (len({f.name for f in cfg.fields}) == len(cfg.fields), "fields must have unique names"),
         (all(f.input in ("chunks", "pages") for f in cfg.fields), "fields[].input must be chunks or pages"),
         (cfg.ingest.dpi > 0 and cfg.ingest.workers >= 1, "ingest.dpi and ingest.workers must be positive"),

@@ -78,6 +78,10 @@ class IndexCorrupt(MmragError):
     """Index files fail their checksums or cannot be parsed."""
 
 
+class IndexLocked(MmragError):
+    """Another process holds the index's write lock."""
+
+
 class QueryError(MmragError):
     """A query is empty or over the size limit."""
 

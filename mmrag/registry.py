@@ -42,6 +42,10 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._backends)
 
+    def register(self, backend: Backend) -> None:
+        """Add a backend (plugins, and cheap test backends registered by a test only)."""
+        self._backends[backend.name] = backend
+
     def get(self, name: str) -> Backend:
         try:
             return self._backends[name]

@@ -1,0 +1,253 @@
+"""One consistent, read-only view of an index: live ids, vector segments, BM25, and search.
+
+A snapshot is read inside one SQLite read transaction, so its segment list, BM25 folder and
+live chunk/page ids all belong to the same commit. Search returns page ids with per-channel
+scores; `mmrag.indexes.index.Index` turns them into `Hit`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mmrag.config import FieldConfig, IndexConfig
+from mmrag.indexes import fusion
+from mmrag.indexes.dense import DenseSegment
+from mmrag.indexes.docstore import DocStore
+from mmrag.indexes.layout import BM25_DIR, SEGMENTS
+from mmrag.indexes.sparse import SparseState
+
+BM25 = "bm25"
+
+
+@dataclass
+class PageScores:
+    """Search output before it becomes hits: best pages first."""
+
+    page_ids: np.ndarray
+    scores: np.ndarray  # fused
+    channels: dict[str, np.ndarray]  # raw page score per channel, aligned with page_ids
+    best_chunk: dict[int, int] = field(default_factory=dict)  # page id → chunk id
+
+
+class MultiVectorSegment:
+    """A multi-vector segment: the other engineer's MultiVectorStore, memory-mapped."""
+
+    kind = "multivector"
+
+    def __init__(self, path: Path):
+        from mmrag.indexes.multivector import MultiVectorStore
+
+        self.path = path
+        self.store = MultiVectorStore.load(path)
+        self.ids = np.load(path / "mmrag_ids.npy", allow_pickle=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _live_in(ids: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Mask of ``ids`` present in the sorted array ``live``."""
+    if not len(live) or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(live, ids), len(live) - 1)
+    return live[pos] == ids
+
+
+class Snapshot:
+    def __init__(self, root: Path, store: DocStore, fields: list[FieldConfig], cfg: IndexConfig):
+        self.root = root
+        self.fields = {f.name: f for f in fields}
+        self.cfg = cfg
+        store.begin()
+        try:
+            self.commit = int(store.get_meta("commit", 0))
+            bm25_name = store.get_meta("bm25")
+            segs = store.segments()
+            self.chunk_ids, self.chunk_pages = store.chunk_page_map()
+            self.page_ids = store.page_ids()
+        finally:
+            store.rollback()
+        # chunks grouped by page: page_sorted[i] owns chunks chunk_order[starts[i]:starts[i+1]]
+        self.chunk_order = np.argsort(self.chunk_pages, kind="stable")
+        grouped = self.chunk_pages[self.chunk_order]
+        self.page_sorted, self.page_starts = np.unique(grouped, return_index=True)
+        self.page_starts = np.append(self.page_starts, len(grouped))
+        self.segments: dict[str, list[Any]] = {name: [] for name in self.fields}
+        for s in segs:
+            path = root / SEGMENTS / s["name"]
+            seg = MultiVectorSegment(path) if s["kind"] == "multivector" else DenseSegment(path, cfg)
+            self.segments.setdefault(s["field"], []).append(seg)
+        self.sparse = SparseState(root / BM25_DIR / bm25_name) if bm25_name else None
+
+    # --- helpers -----------------------------------------------------------------------------
+    def live_ids(self, name: str) -> np.ndarray:
+        return self.chunk_ids if self.fields[name].input == "chunks" else self.page_ids
+
+    def chunks_of(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk ids of ``pages`` (grouped by page, in page order) and the group start of each page."""
+        pos = np.searchsorted(self.page_sorted, pages)
+        pos_ok = np.minimum(pos, max(len(self.page_sorted) - 1, 0))
+        has = (self.page_sorted[pos_ok] == pages) if len(self.page_sorted) else np.zeros(len(pages), bool)
+        parts, starts, n = [], [], 0
+        for p, ok in zip(pos_ok, has):
+            starts.append(n)
+            if ok:
+                rows = self.chunk_order[self.page_starts[p]:self.page_starts[p + 1]]
+                parts.append(self.chunk_ids[rows])
+                n += len(rows)
+        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return ids, np.asarray(starts + [n], dtype=np.int64)
+
+    def pages_of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(self.chunk_ids, chunk_ids), max(len(self.chunk_ids) - 1, 0))
+        return self.chunk_pages[pos]
+
+    # --- per-channel retrieval and exact scoring ----------------------------------------------
+    def _dense_candidates(self, name: str, q: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
+        live = self.live_ids(name)
+        ids_all, scores_all = [], []
+        for seg in self.segments.get(name, []):
+            if isinstance(seg, MultiVectorSegment):
+                cand = seg.ids[_live_in(seg.ids, live if allowed is None else allowed)]
+                if len(cand):
+                    ids, scores = seg.store.search(q, min(depth, len(cand)), candidate_ids=cand)
+                    ids_all.append(np.asarray(ids, np.int64))
+                    scores_all.append(np.asarray(scores, np.float32))
+            elif allowed is None:
+                dead = len(seg) - int(_live_in(seg.ids, live).sum())
+                ids, scores = seg.search(q, depth + dead)
+                keep = _live_in(ids, live)
+                ids_all.append(ids[keep])
+                scores_all.append(scores[keep])
+            else:
+                rows, found = seg.locate(allowed)
+                rows = rows[found]
+                if len(rows):
+                    ids_all.append(seg.ids[rows])
+                    scores_all.append(seg.vectors_of(rows) @ q.reshape(-1))
+        if not ids_all:
+            return np.zeros(0, np.int64)
+        ids = np.concatenate(ids_all)
+        scores = np.concatenate(scores_all)
+        top = np.argsort(-scores, kind="stable")[:depth]
+        return ids[top]
+
+    def _dense_scores(self, name: str, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact scores of ``ids`` (NaN where no segment holds one)."""
+        out = np.full(len(ids), np.nan, dtype=np.float64)
+        for seg in self.segments.get(name, []):
+            if isinstance(seg, MultiVectorSegment):
+                mask = _live_in(ids, np.sort(seg.ids))
+                if mask.any():
+                    got, scores = seg.store.search(q, int(mask.sum()), candidate_ids=ids[mask])
+                    pos = {int(i): float(s) for i, s in zip(got, scores)}
+                    for j in np.flatnonzero(mask):
+                        out[j] = pos.get(int(ids[j]), np.nan)
+                continue
+            rows, found = seg.locate(ids)
+            if found.any():
+                out[found] = seg.vectors_of(rows[found]) @ q.reshape(-1)
+        return out
+
+    def _bm25_candidates(self, full: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
+        ids = self.sparse.chunk_ids
+        scores = full
+        if allowed is not None:
+            keep = _live_in(ids, allowed)
+            ids, scores = ids[keep], scores[keep]
+        nonzero = scores > 0
+        ids, scores = ids[nonzero], scores[nonzero]
+        if len(ids) > depth:
+            part = np.argpartition(-scores, depth - 1)[:depth]
+            ids, scores = ids[part], scores[part]
+        return ids[np.argsort(-scores, kind="stable")]
+
+    # --- search ------------------------------------------------------------------------------
+    def search(self, query: str, encode: Callable[[str], np.ndarray], k: int,
+               allowed_pages: np.ndarray | None = None, channels: list[str] | None = None) -> PageScores:
+        """Top ``k`` pages: union of each channel's candidates, each scored by every channel, fused."""
+        cfg = self.cfg
+        names = [n for n in self.fields if channels is None or n in channels]
+        use_bm25 = cfg.sparse and self.sparse is not None and (channels is None or BM25 in channels)
+        depth = max(cfg.candidates, 3 * k)
+        allowed_chunks = None
+        if allowed_pages is not None:
+            allowed_pages = np.sort(allowed_pages)
+            allowed_chunks = np.sort(self.chunks_of(allowed_pages)[0])
+        queries = {n: encode(n) for n in names}
+        cand_pages = []
+        for n in names:
+            allowed = allowed_chunks if self.fields[n].input == "chunks" else allowed_pages
+            if allowed is not None and not len(allowed):
+                continue
+            ids = self._dense_candidates(n, queries[n], depth, allowed)
+            cand_pages.append(self.pages_of(ids) if self.fields[n].input == "chunks" else ids)
+        bm25_full = None
+        if use_bm25:
+            bm25_full = self.sparse.scores(query)
+            ids = self._bm25_candidates(bm25_full, depth, allowed_chunks)
+            cand_pages.append(self.pages_of(ids))
+        pages = np.unique(np.concatenate(cand_pages)) if cand_pages else np.zeros(0, np.int64)
+        if allowed_pages is not None:
+            pages = pages[_live_in(pages, allowed_pages)]
+        if not len(pages):
+            return PageScores(pages, np.zeros(0), {})
+        chunks, starts = self.chunks_of(pages)
+        page_ch: dict[str, np.ndarray] = {}
+        chunk_ch: dict[str, np.ndarray] = {}
+        for n in names:
+            if self.fields[n].input == "chunks":
+                chunk_ch[n] = self._dense_scores(n, queries[n], chunks)
+            else:
+                page_ch[n] = _fill(self._dense_scores(n, queries[n], pages))
+        if bm25_full is not None:
+            rows, found = self.sparse.rows_of(chunks)
+            chunk_ch[BM25] = np.where(found, bm25_full[rows] if len(rows) else 0.0, np.nan)
+        best_chunk: dict[int, int] = {}
+        if chunk_ch and len(chunks):
+            chunk_ch = {n: _fill(s) for n, s in chunk_ch.items()}
+            for n, s in chunk_ch.items():
+                page_ch[n] = _pool(s, starts, cfg.page_score)
+            fused_chunks = fusion.fuse(chunk_ch, cfg.fusion, cfg.weights, cfg.rrf_k)
+            for i, p in enumerate(pages):
+                a, b = starts[i], starts[i + 1]
+                if b > a:
+                    best_chunk[int(p)] = int(chunks[a + int(np.argmax(fused_chunks[a:b]))])
+        elif chunk_ch:
+            for n in chunk_ch:
+                page_ch[n] = np.zeros(len(pages))
+        # pages without chunks get each chunk channel's floor
+        for n in chunk_ch:
+            empty = starts[1:] == starts[:-1]
+            if empty.any():
+                floor = np.nanmin(page_ch[n][~empty]) if (~empty).any() else 0.0
+                page_ch[n][empty] = floor
+        fused = fusion.fuse(page_ch, cfg.fusion, cfg.weights, cfg.rrf_k)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return PageScores(pages[order], fused[order], {n: s[order] for n, s in page_ch.items()},
+                          {int(p): best_chunk[int(p)] for p in pages[order] if int(p) in best_chunk})
+
+
+def _fill(s: np.ndarray) -> np.ndarray:
+    """Replace NaN (an item a channel holds no vector for) with the channel's minimum."""
+    s = np.asarray(s, dtype=np.float64)
+    nan = np.isnan(s)
+    if nan.any():
+        s = s.copy()
+        s[nan] = np.nanmin(s) if (~nan).any() else 0.0
+    return s
+
+
+def _pool(chunk_scores: np.ndarray, starts: np.ndarray, how: str) -> np.ndarray:
+    """Page score from its chunks' scores (max, or sum); empty pages get NaN for later filling."""
+    out = np.full(len(starts) - 1, np.nan)
+    nonempty = starts[1:] > starts[:-1]
+    if nonempty.any():
+        idx = starts[:-1][nonempty]
+        red = np.add.reduceat if how == "sum" else np.maximum.reduceat
+        out[nonempty] = red(chunk_scores, idx)
+    return out

@@ -1,0 +1,49 @@
+"""Any sentence-transformers model (hub id or local folder): batched, float32, L2-normalised."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mmrag.encoders.base import Encoder, l2_normalise
+from mmrag.errors import ModelNotFound
+
+
+class SentenceTransformerEncoder(Encoder):
+    """A text encoder read by sentence-transformers; ``query_prompt`` is prepended to queries."""
+
+    name = "sentence-transformers"
+
+    def __init__(self, model: str, batch_size: int = 32, device: str | None = None,
+                 query_prompt: str = "", document_prompt: str = "", max_seq_length: int | None = None,
+                 revision: str | None = None, progress: bool = False):
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(str(model), device=device or "cpu", revision=revision)
+        except (OSError, ValueError) as e:  # not on disk and no hub access
+            raise ModelNotFound(
+                f"cannot load sentence-transformers model {model!r} ({e}); give a local folder or "
+                "run where the Hugging Face hub is reachable"
+            ) from None
+        if max_seq_length:
+            self._model.max_seq_length = int(max_seq_length)
+        self.model_id = str(model)
+        self.revision = revision
+        self.batch_size = int(batch_size)
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self.progress = progress
+        self.dim = int(self._model.get_embedding_dimension()
+                       if hasattr(self._model, "get_embedding_dimension")
+                       else self._model.get_sentence_embedding_dimension())
+
+    def encode_text(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefix = self.query_prompt if is_query else self.document_prompt
+        batch = [prefix + t for t in texts] if prefix else list(texts)
+        vectors = self._model.encode(batch, batch_size=self.batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=False, show_progress_bar=self.progress)
+        return l2_normalise(vectors)
