@@ -23,6 +23,7 @@ from mmrag.errors import CorruptDocument, DocumentTimeout, MmragError
 from mmrag.types import Document
 
 GRACE_S = 2.0  # the worker's own between-page timeout check gets to report first
+STARTUP_S = 120.0  # a new worker gets this long to import its libraries before its clock starts
 
 
 @dataclass
@@ -55,6 +56,13 @@ def _work(path: str, config: Any, password: str | None) -> tuple[Document | None
 def _worker_main(conn: Any, config: Any, threads: int) -> None:
     os.environ["MMRAG_OCR_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    # imports count as start-up, not as the first file's time
+    import pymupdf  # noqa: F401
+
+    import mmrag.ingest.document  # noqa: F401
+    import mmrag.ingest.page  # noqa: F401
+    import mmrag.ingest.tables  # noqa: F401
+
     while True:
         try:
             task = conn.recv()
@@ -63,12 +71,14 @@ def _worker_main(conn: Any, config: Any, threads: int) -> None:
         if task is None:
             return
         idx, path, password = task
+        conn.send(("start", idx))
         t0 = time.perf_counter()
         doc, err = _work(path, config, password)
         try:
-            conn.send((idx, doc, err, time.perf_counter() - t0))
+            conn.send(("done", idx, doc, err, time.perf_counter() - t0))
         except Exception as e:  # e.g. a result that cannot be pickled
-            conn.send((idx, None, {"type": type(e).__name__, "message": f"{path}: {e}"}, time.perf_counter() - t0))
+            conn.send(("done", idx, None, {"type": type(e).__name__, "message": f"{path}: {e}"},
+                       time.perf_counter() - t0))
 
 
 class _Worker:
@@ -84,8 +94,14 @@ class _Worker:
     def give(self, idx: int, path: str, password: str | None, timeout: float) -> None:
         self.conn.send((idx, path, password))
         self.task = (idx, path)
+        self.timeout = timeout
         self.started = time.monotonic()
-        self.deadline = self.started + timeout + GRACE_S if timeout else float("inf")
+        self.deadline = self.started + STARTUP_S  # until the worker says it has started
+
+    def begin(self) -> None:
+        """The worker took the task: its per-document clock starts now."""
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout + GRACE_S if self.timeout else float("inf")
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -164,7 +180,12 @@ def ingest_many(paths: list[Path], config: Any, *, workers: int = 1, passwords: 
         bar.set_postfix(pages=pages_done, pages_s=f"{pages_done / elapsed:.1f}", refresh=False)
 
     bar.update(len(results))
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # the server imports these once; each worker forked from it starts in milliseconds
+        ctx.set_forkserver_preload(["pymupdf", "mmrag.ingest.batch", "mmrag.ingest.document", "mmrag.ingest.page"])
+    else:
+        ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool: list[_Worker] = []
     queue = list(reversed(pending))
@@ -185,12 +206,17 @@ def ingest_many(paths: list[Path], config: Any, *, workers: int = 1, passwords: 
                 idx, path = w.task  # type: ignore[misc]
                 if w.conn in ready:
                     try:
-                        _, doc, err, secs = w.conn.recv()
+                        while w.task and w.conn.poll():
+                            msg = w.conn.recv()
+                            if msg[0] == "start":
+                                w.begin()
+                            else:
+                                _, _, doc, err, secs = msg
+                                record(idx, IngestResult(Path(path), doc, err, secs, doc_id=ids[idx]))
+                                w.task = None
                     except (EOFError, OSError):
                         pass  # died while sending: handled below as a crash
-                    else:
-                        record(idx, IngestResult(Path(path), doc, err, secs, doc_id=ids[idx]))
-                        w.task = None
+                    if w.task is None:
                         continue
                 if w.proc.sentinel in ready or not w.proc.is_alive():
                     code = w.proc.exitcode

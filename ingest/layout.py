@@ -192,7 +192,7 @@ def absorb_labels(regions: list[Region], units: list[Unit], page_area: float) ->
     """Move short text that sits inside a figure into it; returns the units left on the page.
 
     A vector cluster that mostly holds running text is a shaded text box, not a figure: it is
-    dropped. A page-size image under real text is a background: dropped too.
+    dropped. A page-size image under any text (a scan, a background) is dropped too.
     """
     kept = list(units)
     final: list[Region] = []
@@ -204,8 +204,10 @@ def absorb_labels(regions: list[Region], units: list[Unit], page_area: float) ->
         long_words = sum(w for u, w in zip(inside, words) if u not in labels)
         if r.source == "vector" and long_words > 40:
             continue
-        if r.source == "image" and geo.area(r.bbox) >= 0.7 * page_area and long_words > 40:
-            continue
+        if r.source == "image" and geo.area(r.bbox) >= 0.7 * page_area:
+            if inside:
+                continue  # a scan or a background under text: the text is the content
+            labels = []
         if any(geo.inside_share(r.bbox, f.bbox) > 0.9 for f in final):
             # nested in a bigger figure: its labels belong to that one
             continue

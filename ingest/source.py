@@ -167,7 +167,10 @@ def open_document(src: Source, password: str | None, config: "IngestConfig") -> 
         doc.close()
         raise CorruptDocument(f"the page tree cannot be read ({e})", path=src.name) from None
     if count == 0:
+        repaired = bool(getattr(doc, "is_repaired", False))
         doc.close()
+        if repaired:
+            raise CorruptDocument("the PDF is damaged: repair found no readable page", path=src.name)
         raise EmptyDocument("the document has no pages", path=src.name)
     if count > config.max_pages:
         doc.close()
