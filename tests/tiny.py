@@ -47,6 +47,90 @@ def tiny_causal_lm(vocab_size: int, arch: str = "llama", seed: int = 0, attn: st
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
 
 
+# --- image / multimodal encoders (issue 5) -------------------------------------------------
+TINY_OPEN_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def tiny_open_clip_config(out: Path, name: str = "mmrag-tiny-clip") -> Path:
+    """Write a tiny open_clip architecture JSON (load it with ``model=name, model_config=path``)."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(TINY_OPEN_CLIP))
+    return path
+
+
+def tiny_hf_clip(out: Path, kind: str = "clip", seed: int = 0) -> Path:
+    """Save a tiny random ``CLIPModel`` or ``SiglipModel`` with the MiniLM BERT tokenizer into ``out``."""
+    import torch
+    from transformers import (AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
+                              SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor)
+
+    from mmrag.bundled import minilm_path
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    text = dict(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+                bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)  # CLIP pools at the first eos
+    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2)
+    if kind == "clip":
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+        proc = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                crop_size={"height": 32, "width": 32}),
+                             tokenizer=tok)
+    else:
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+        proc = SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
+def tiny_qwen2_vl_config(tok_dir: Path):
+    """A tiny ``Qwen2VLConfig`` (64-wide text, 2-layer ViT) whose vision token ids match ``tok_dir``."""
+    from transformers import AutoTokenizer, Qwen2VLConfig
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in VISION_TOKENS}
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, patch_size=14, spatial_merge_size=2,
+                  temporal_patch_size=2)
+    return Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+                         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                         vision_end_token_id=ids["<|vision_end|>"])
+
+
+def tiny_qwen2_vl_image_processor():
+    """Qwen2-VL image processor with a small pixel budget (at most 64 patches of 14 px)."""
+    from transformers import Qwen2VLImageProcessor
+
+    return Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
+
+
+def tiny_colqwen2(tok_dir: Path, out: Path, seed: int = 0) -> Path:
+    """Save a tiny random ``ColQwen2ForRetrieval`` (32-dim token vectors) and its processor into ``out``."""
+    import torch
+    from transformers import AutoTokenizer, ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor
+
+    torch.manual_seed(seed)
+    model = ColQwen2ForRetrieval(ColQwen2Config(vlm_config=tiny_qwen2_vl_config(tok_dir), embedding_dim=32))
+    proc = ColQwen2Processor(image_processor=tiny_qwen2_vl_image_processor(),
+                             tokenizer=AutoTokenizer.from_pretrained(tok_dir))
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
 def save_tiny_qwen_vl(tokenizer_dir: Path, out: Path, version: str = "2.5", seed: int = 0,
                       min_pixels: int = 28 * 28, max_pixels: int = 28 * 28 * 16) -> Path:
     """Save a random-weight Qwen2-VL ("2") or Qwen2.5-VL ("2.5") model and its processor in ``out``.
@@ -117,4 +201,19 @@ def save_tiny_llava(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
                                   chat_template=template)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    return out
+
+
+def tiny_qwen2_vl(tok_dir: Path, out: Path, seed: int = 0) -> Path:
+    """Save a tiny random ``Qwen2VLForConditionalGeneration`` and a Qwen2-VL processor into ``out``."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(tiny_qwen2_vl_config(tok_dir))
+    proc = Qwen2VLProcessor(image_processor=tiny_qwen2_vl_image_processor(),
+                            tokenizer=AutoTokenizer.from_pretrained(tok_dir),
+                            video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_VL_CHAT_TEMPLATE)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
     return out
