@@ -313,6 +313,9 @@ def rerank_hits(reranker: Any, query: str, hits: list[Hit], k: int) -> list[Hit]
         h = by_id[s.candidate.id]
         h.scores = dict(h.scores, first_stage=h.score)
         h.score = float(s.score)
+        for key in ("relevance", "passes"):  # a calibrated reranker's verdict (ragllava), for the generator
+            if key in s.candidate.metadata:
+                h.scores[key] = float(s.candidate.metadata[key])
         out.append(h)
     return out
 

@@ -60,12 +60,12 @@ class RagLLaVAReranker(Reranker):
         ``select`` keeps it as ``metadata["passes"]`` (what a generator should read)."""
         from tqdm.auto import tqdm
 
-        images = candidate_images(candidates, "ragllava")
         scores: list[float] = []
         with tqdm(total=len(candidates), desc="ragllava", unit="page", disable=not self.progress) as bar:
             for start in range(0, len(candidates), self.batch_size):
-                chunk = range(start, min(start + self.batch_size, len(candidates)))
-                convs = [self.messages(query, candidates[i], images[i]) for i in chunk]
+                chunk = candidates[start:start + self.batch_size]  # pages render per batch, not all at once
+                images = candidate_images(chunk, "ragllava")
+                convs = [self.messages(query, c, img) for c, img in zip(chunk, images)]
                 scores.extend(self.backend.yes_probability(convs))
                 bar.update(len(chunk))
         chosen = {id(s.candidate) for s in self.select(scored_from_scores(candidates, scores))}
