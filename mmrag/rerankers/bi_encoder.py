@@ -1,0 +1,71 @@
+"""Bi-encoder reranker: cosine similarity of query and passage embeddings.
+
+``encoder=`` names a registered mmrag encoder (e.g. "minilm", "sentence-transformers" with
+``model=``); without it, ``model`` (default: the bundled all-MiniLM-L6-v2) is loaded with
+sentence-transformers directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmrag.rerankers import hf
+from mmrag.rerankers.base import Reranker
+from mmrag.types import Candidate
+
+
+class BiEncoderReranker(Reranker):
+    """Cosine of L2-normalised embeddings; passages truncated to ``max_words``."""
+
+    name = "bi-encoder"
+
+    def __init__(self, model: str | None = None, *, encoder: str | None = None, batch_size: int = 64,
+                 max_words: int | None = 256, device: str | None = None):
+        self.model_id = model
+        self.encoder_name = encoder
+        self.batch_size = batch_size
+        self.max_words = max_words
+        self.device = device
+        self._enc: Any = None
+
+    def _load(self) -> Any:
+        if self._enc is not None:
+            return self._enc
+        if self.encoder_name:
+            from mmrag.encoders import load
+
+            opts = {"model": self.model_id} if self.model_id else {}
+            self._enc = load(self.encoder_name, **opts)
+            return self._enc
+        from mmrag.bundled import minilm_path
+
+        path = self.model_id or str(minilm_path())
+        dev = hf.pick_device(self.device)
+
+        def build() -> Any:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                return SentenceTransformer(path, device=dev)
+            except (OSError, ValueError) as e:
+                from mmrag.errors import ModelNotFound
+
+                raise ModelNotFound(f"could not load sentence-transformers model {path!r}: {e}") from None
+
+        self._enc = hf.cached(("st", path, dev), build)
+        return self._enc
+
+    def embed(self, texts: Sequence[str], *, is_query: bool) -> np.ndarray:
+        """L2-normalised float32 embeddings."""
+        enc = self._load()
+        if self.encoder_name:
+            return np.asarray(enc.encode_text(list(texts), is_query=is_query), dtype=np.float32)
+        return enc.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                          convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+    def score(self, query: str, candidates: list[Candidate]) -> list[float]:
+        q = self.embed([query], is_query=True)[0]
+        p = self.embed([hf.truncate_words(c.text, self.max_words) for c in candidates], is_query=False)
+        return (p @ q).astype(np.float64).tolist()
