@@ -27,11 +27,17 @@ from tests.tiny import save_tiny_qwen_vl  # noqa: E402
 PIX = dict(min_pixels=28 * 28, max_pixels=28 * 28 * 6)
 
 
-@pytest.fixture(scope="module", params=["2", "2.5"])
-def tiny_vlm_dir(request: pytest.FixtureRequest, qwen_vl_tokenizer_dir: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> str:
-    out = tmp_path_factory.mktemp(f"qwen{request.param}vl")
-    return str(save_tiny_qwen_vl(qwen_vl_tokenizer_dir, out, version=request.param))
+@pytest.fixture(scope="module")
+def tiny_dirs(qwen_vl_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny Qwen2-VL ("2") and Qwen2.5-VL ("2.5") folders, built once for this module."""
+    return {v: str(save_tiny_qwen_vl(qwen_vl_tokenizer_dir, tmp_path_factory.mktemp(f"qwen{v}vl"), version=v))
+            for v in ("2", "2.5")}
+
+
+@pytest.fixture(params=["2", "2.5"])
+def tiny_vlm_dir(request: pytest.FixtureRequest, tiny_dirs: dict[str, str]) -> str:
+    """Each test that takes this runs on both architectures."""
+    return tiny_dirs[request.param]
 
 
 def _pages() -> list[Image.Image]:
@@ -107,7 +113,8 @@ def test_mm_r5_sends_every_image_in_order_and_keeps_a_permutation(tiny_vlm_dir: 
     assert rr.last_output == vlm.generate(rr.messages("which page is blue?", cands), max_new_tokens=8)
 
 
-def test_mm_r5_passes_temperature_and_max_tokens_to_sampling(tiny_vlm_dir: str) -> None:
+def test_mm_r5_passes_temperature_and_max_tokens_to_sampling(tiny_dirs: dict[str, str]) -> None:
+    tiny_vlm_dir = tiny_dirs["2.5"]
     vlm = load_vlm(tiny_vlm_dir)
     seen: dict = {}
     real = vlm.model.generate
@@ -155,27 +162,28 @@ def test_ragllava_score_is_the_softmax_of_yes_and_no_logits(tiny_vlm_dir: str) -
     assert [s.score for s in ranked] == sorted(scores, reverse=True)
 
 
-def test_ragllava_adaptive_threshold_and_top_k(tiny_vlm_dir: str) -> None:
+def test_ragllava_adaptive_threshold_and_top_k(tiny_dirs: dict[str, str]) -> None:
+    model = tiny_dirs["2.5"]
     cands = [Candidate(f"p{i}", "x", image=img) for i, img in enumerate(_pages())]
-    probe = RagLLaVAReranker(model=tiny_vlm_dir, **PIX)
-    scores = probe.score("q", cands)
-    lo, hi = min(scores), max(scores)
-    # a floor between the lowest and highest score lets only the higher pages through
-    mid = (lo + hi) / 2
-    rr = RagLLaVAReranker(model=tiny_vlm_dir, top_k=5, min_score=mid, relative=0.0, **PIX)
-    kept = rr.select(rr.rerank("q", cands))
-    assert [s.score for s in kept] == sorted([s for s in scores if s >= mid], reverse=True)
-    assert rr.last_passed == len(kept) and all(c.metadata["passes"] == (c.metadata["relevance"] >= mid) for c in cands)
-    # relative to the best: ratio 1.0 keeps only the best page; a floor above all keeps none
-    assert len(RagLLaVAReranker(model=tiny_vlm_dir, min_score=0.0, relative=1.0, **PIX).select(
-        rr.rerank("q", cands))) == 1
-    none = RagLLaVAReranker(model=tiny_vlm_dir, min_score=hi + 1e-6, **PIX)
-    assert none.select(none.rerank("q", cands)) == [] and none.last_passed == 0
+    probe = RagLLaVAReranker(model=model, top_k=2, min_score=0.0, relative=0.0, **PIX)
+    ranked = probe.rerank("q", cands)
+    scores = [c.metadata["relevance"] for c in cands]
     # top_k caps what passes, and "passes" marks exactly the selected pages
-    two = RagLLaVAReranker(model=tiny_vlm_dir, top_k=2, min_score=0.0, relative=0.0, **PIX)
-    kept = two.select(two.rerank("q", cands))
-    assert len(kept) == 2 == two.last_passed
+    kept = probe.select(ranked)
+    assert len(kept) == 2 == probe.last_passed and [s.score for s in kept] == sorted(scores, reverse=True)[:2]
     assert {c.id for c in cands if c.metadata["passes"]} == {s.id for s in kept}
+
+    def keeps(**options: float) -> list[float]:
+        return [s.score for s in RagLLaVAReranker(model=model, **PIX, **options).select(ranked)]
+
+    lo, hi = min(scores), max(scores)
+    mid = (lo + hi) / 2  # an absolute floor between the scores lets only the higher pages through
+    assert keeps(top_k=5, min_score=mid, relative=0.0) == sorted([s for s in scores if s >= mid], reverse=True)
+    # relative to the best: a ratio of 1 keeps only the best page, a ratio just under lo/hi keeps all
+    assert keeps(top_k=5, min_score=0.0, relative=1.0) == [hi]
+    assert len(keeps(top_k=5, min_score=0.0, relative=lo / hi - 1e-9)) == 3
+    # a floor above every score keeps none: the generator will say the documents do not answer
+    assert keeps(top_k=5, min_score=hi + 1e-6) == []
 
 
 def _page_hits(tmp_path: Path) -> list[Hit]:
@@ -191,7 +199,9 @@ def _page_hits(tmp_path: Path) -> list[Hit]:
     return hits
 
 
-def test_generator_shows_each_page_image_and_text_and_cites_a_real_page(tiny_vlm_dir: str, tmp_path: Path) -> None:
+def test_generator_shows_each_page_image_and_text_and_cites_a_real_page(tiny_dirs: dict[str, str],
+                                                                         tmp_path: Path) -> None:
+    tiny_vlm_dir = tiny_dirs["2.5"]
     hits = _page_hits(tmp_path)
     gen = QwenVLGenerator(model=tiny_vlm_dir, max_new_tokens=12, max_pages=2, **PIX)
     vlm = load_vlm(tiny_vlm_dir)
@@ -224,6 +234,7 @@ def test_generator_says_not_answerable_when_reranker_confidence_is_low(tmp_path:
     assert QwenVLGenerator(model="x", max_pages=3).select(hits)[0] == [hits[0]]
 
 
+@pytest.mark.slow
 def test_ragllava_on_llava_reads_yes_no_from_the_real_processor_path(qwen_vl_tokenizer_dir: Path,
                                                                       tmp_path: Path) -> None:
     from tests.tiny import save_tiny_llava
