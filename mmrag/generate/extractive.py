@@ -151,7 +151,7 @@ class ExtractiveGenerator(Generator):
         encoder: Any = "auto",
         rank_decay: float = 0.1,
         max_chars: int = 800,
-        max_units: int = 600,
+        max_units: int = 150,
     ):
         self.max_sentences = max_sentences
         self.min_confidence = min_confidence
