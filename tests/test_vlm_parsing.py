@@ -185,3 +185,14 @@ def test_fit_pixels_scales_up_small_images_and_keeps_fitting_ones() -> None:
 def test_trim_cuts_at_a_word_and_collapses_whitespace() -> None:
     assert trim("a  b\n\nc", 10) == "a b c"
     assert trim("alpha beta gamma delta", 12) == "alpha beta ..."
+
+
+def test_vlm_modules_import_without_the_ml_stack() -> None:
+    """A client of an OpenAI-compatible server needs neither torch nor transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mmrag.generate.openai_compatible, mmrag.rerankers.mm_r5, mmrag.rerankers.ragllava; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
