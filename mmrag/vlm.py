@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from mmrag.errors import ConfigError, ModelNotFound, QueryError
@@ -68,8 +69,8 @@ def trim(text: str, max_chars: int) -> str:
 
 
 def hit_image(hit: "Hit", dpi: int = 144) -> "Image":
-    """The page image of a search hit: from the index's stored PNG, else rendered from the PDF."""
-    if hit.image_path:
+    """The page image of a search hit: the index's stored PNG if it is there, else rendered from the source."""
+    if hit.image_path and Path(hit.image_path).is_file():
         from PIL import Image as PILImage
 
         with PILImage.open(hit.image_path) as im:
