@@ -9,7 +9,7 @@ import pytest
 from mmrag.api import RAG
 from tests.test_api import write_config
 
-fitz = pytest.importorskip("fitz")
+fitz = pytest.importorskip("pymupdf")
 
 
 def make_pdf(path: Path, pages: list[str]) -> Path:
