@@ -21,6 +21,17 @@ STOPWORDS = "en"
 
 
 @functools.lru_cache(maxsize=1)
+def _bm25s():
+    """bm25s, with its logger back to WARNING (bm25s sets it to DEBUG on import)."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+@functools.lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
 
@@ -29,17 +40,15 @@ def _stemmer():
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-case, drop English stop words, stem: the terms BM25 indexes and queries with."""
-    import bm25s
-
     if not texts:
         return []
-    return bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False,
+    return _bm25s().tokenize(list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False,
                           show_progress=False)
 
 
 def build(parent: Path, name: str, rows: Iterable[tuple[int, str]], k1: float, b: float) -> Path:
     """Index ``(chunk id, space-joined terms)`` rows into ``parent/name`` atomically."""
-    import bm25s
+    bm25s = _bm25s()
 
     vocab: dict[str, int] = {}
     ids: list[int] = []
@@ -62,7 +71,7 @@ class SparseState:
     """One loaded BM25 state: full-corpus score vectors aligned with ``chunk_ids``."""
 
     def __init__(self, path: Path):
-        import bm25s
+        bm25s = _bm25s()
 
         self.path = path
         self.params = json.loads((path / "state.json").read_text())

@@ -30,8 +30,23 @@ class HashEncoder(Encoder):
         return l2_normalise(out)
 
 
+class HashMultiEncoder(HashEncoder):
+    """Multi-vector flavour: one hashed vector per word (MaxSim scoring, like ColBERT)."""
+
+    name = "test-hash-multi"
+    model_id = "test/hashed-word-tokens"
+    multivector = True
+
+    def encode_text(self, texts: Sequence[str], *, is_query: bool = False) -> list[np.ndarray]:
+        return [super(HashMultiEncoder, self).encode_text(re.findall(r"\w+", t.lower()) or [""]) for t in texts]
+
+    def encode_query(self, query: str) -> np.ndarray:
+        return self.encode_text([query], is_query=True)[0]
+
+
 def register() -> None:
     from mmrag.encoders import REGISTRY
     from mmrag.registry import Backend
 
     REGISTRY.register(Backend("test-hash", "tests.hash_encoder:HashEncoder", "hashed words (tests only)"))
+    REGISTRY.register(Backend("test-hash-multi", "tests.hash_encoder:HashMultiEncoder", "hashed word tokens (tests only)"))

@@ -201,3 +201,29 @@ def test_page_input_field_indexes_one_vector_per_page(tmp_path, docs):
     page_texts = {(p.doc_id, p.page_number): p.text for d in docs for p in d[1]}
     sims = {k: float(enc.encode_text([t])[0] @ enc.encode_query("report number 7 page 2")[0]) for k, t in page_texts.items()}
     assert hit.score == pytest.approx(max(sims.values()), abs=1e-5)
+
+
+def test_multivector_field_scores_are_exact_maxsim(tmp_path, docs):
+    from mmrag.config import FieldConfig
+    from tests.hash_encoder import HashMultiEncoder
+
+    fields = hash_fields() + [FieldConfig(name="tokens", encoder="test-hash-multi", input="chunks", options={"dim": 32})]
+    root = tmp_path / "ix"
+    build(root, docs[:6], fields=fields)
+    with Index.open(root, fields, IndexConfig(), write=True) as ix:  # a second segment, and a delete
+        for d in docs[6:]:
+            ix.add(*d)
+        ix.delete(["d2"])
+    ix = Index.open(root, fields, IndexConfig())
+    assert {s["kind"] for s in ix.store.segments() if s["field"] == "tokens"} == {"multivector"}
+    enc = HashMultiEncoder(32)
+    q = "kilo report appendix"
+    qm = enc.encode_query(q)
+    best: dict = {}
+    for c, doc_id in all_chunks([d for d in docs if d[0].doc_id != "d2"]):
+        s = float((qm @ enc.encode_text([c.text])[0].T).max(axis=1).sum())
+        best[(c.doc_id, c.page_number)] = max(best.get((c.doc_id, c.page_number), -9), s)
+    hits = ix.search(q, k=5, channels=["tokens"])
+    assert [h.score for h in hits] == pytest.approx(sorted(best.values(), reverse=True)[:5], abs=1e-3)
+    assert all(h.doc_id != "d2" for h in ix.search(q, k=30))
+    assert set(ix.search(q, k=1)[0].scores) == {"text", "tokens", "bm25"}
