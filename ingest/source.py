@@ -156,11 +156,12 @@ def open_document(src: Source, password: str | None, config: "IngestConfig") -> 
             doc.close()
             raise EncryptedDocument("the PDF is encrypted; give its password (--password or a per-file map)",
                                     path=src.name)
-        if not doc.authenticate(password):
+        opened = next((pw for pw in _password_forms(password) if doc.authenticate(pw)), None)
+        if opened is None:
             doc.close()
             raise EncryptedDocument("wrong password for this encrypted PDF; check the password", path=src.name)
         if src.path is not None:
-            _PASSWORDS[str(src.path)] = password
+            _PASSWORDS[str(src.path)] = opened
     try:
         count = doc.page_count
     except Exception as e:
@@ -179,6 +180,20 @@ def open_document(src: Source, password: str | None, config: "IngestConfig") -> 
             path=src.name,
         )
     return doc
+
+
+_MAPPED_TO_NOTHING = dict.fromkeys(map(ord, "\u00ad\u034f\u1806\u180b\u180c\u180d\u200b\u200c\u200d\u2060"
+                                           "\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09"
+                                           "\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f\ufeff"))
+
+
+def _password_forms(password: str) -> list[str]:
+    """The password as given, then SASLprep-normalised (RFC 4013), which AES-256 (R6) PDFs expect."""
+    import unicodedata
+
+    prepped = unicodedata.normalize("NFKC", password.translate(_MAPPED_TO_NOTHING))
+    prepped = "".join(" " if unicodedata.category(c) == "Zs" else c for c in prepped)
+    return [password] if prepped == password else [password, prepped]
 
 
 def known_password(path: str | Path) -> str | None:

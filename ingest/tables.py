@@ -62,18 +62,20 @@ def find_tables(page: Any, to_page: Any = None) -> list[tuple[BBox, str]]:
     The whole page is searched (a clip changes which rules ``find_tables`` keeps and loses
     columns); ``to_page`` maps its unrotated boxes to the displayed page of a rotated page.
     Pieces of one table split by thick rules (same columns, stacked) are joined again.
+    Markdown is built from ``Table.extract()``: ``Table.to_markdown`` re-extracts the text of
+    every cell separately and costs seconds on a large table.
     """
     found = page.find_tables(use_layout=False)
     pieces: list[tuple[BBox, int, list[str]]] = []
     for tab in found.tables:
         if tab.row_count < 1 or tab.col_count < 2:
             continue
-        rows = tab.extract()
+        rows = tab.extract()  # cell texts from the finder's one character list (fast)
         if sum(1 for row in rows if sum(1 for c in row if c and str(c).strip()) >= 2) < 1:
             continue  # boxes of a diagram, not a table: no row with two filled cells
-        md = tab.to_markdown(clean=False).strip()
-        if md:
-            pieces.append((tuple(tab.bbox), tab.col_count, md.splitlines()))
+        lines = markdown_rows(rows)
+        if lines:
+            pieces.append((tuple(tab.bbox), tab.col_count, lines))
     pieces.sort(key=lambda t: (t[0][1], t[0][0]))
     joined: list[tuple[BBox, int, list[str]]] = []
     for b, cols, lines in pieces:
@@ -91,3 +93,21 @@ def find_tables(page: Any, to_page: Any = None) -> list[tuple[BBox, str]]:
             continue
         tables.append((to_page(b) if to_page else b, "\n".join(lines)))
     return tables
+
+
+def _cell(value: Any) -> str:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text.replace("|", "\\|")
+
+
+def markdown_rows(rows: list[list[Any]]) -> list[str]:
+    """A Markdown table (lines) whose first row is the header; empty rows are dropped."""
+    rows = [[_cell(c) for c in row] for row in rows]
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return []
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    lines = ["|" + "|".join(rows[0]) + "|", "|" + "|".join(["---"] * width) + "|"]
+    lines += ["|" + "|".join(r) + "|" for r in rows[1:]]
+    return lines
