@@ -89,18 +89,16 @@ class Snapshot:
 
     def chunks_of(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Chunk ids of ``pages`` (grouped by page, in page order) and the group start of each page."""
-        pos = np.searchsorted(self.page_sorted, pages)
-        pos_ok = np.minimum(pos, max(len(self.page_sorted) - 1, 0))
-        has = (self.page_sorted[pos_ok] == pages) if len(self.page_sorted) else np.zeros(len(pages), bool)
-        parts, starts, n = [], [], 0
-        for p, ok in zip(pos_ok, has):
-            starts.append(n)
-            if ok:
-                rows = self.chunk_order[self.page_starts[p]:self.page_starts[p + 1]]
-                parts.append(self.chunk_ids[rows])
-                n += len(rows)
-        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        return ids, np.asarray(starts + [n], dtype=np.int64)
+        pages = np.asarray(pages, dtype=np.int64)
+        if not len(self.page_sorted) or not len(pages):
+            return np.zeros(0, np.int64), np.zeros(len(pages) + 1, np.int64)
+        pos = np.minimum(np.searchsorted(self.page_sorted, pages), len(self.page_sorted) - 1)
+        has = self.page_sorted[pos] == pages
+        first = self.page_starts[pos]
+        lens = np.where(has, self.page_starts[pos + 1] - first, 0)
+        starts = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        rows = np.repeat(first - starts[:-1], lens) + np.arange(starts[-1])
+        return self.chunk_ids[self.chunk_order[rows]], starts
 
     def pages_of(self, chunk_ids: np.ndarray) -> np.ndarray:
         pos = np.minimum(np.searchsorted(self.chunk_ids, chunk_ids), max(len(self.chunk_ids) - 1, 0))
@@ -207,16 +205,12 @@ class Snapshot:
         if bm25_full is not None:
             rows, found = self.sparse.rows_of(chunks)
             chunk_ch[BM25] = np.where(found, bm25_full[rows] if len(rows) else 0.0, np.nan)
-        best_chunk: dict[int, int] = {}
+        fused_chunks = None
         if chunk_ch and len(chunks):
             chunk_ch = {n: _fill(s) for n, s in chunk_ch.items()}
             for n, s in chunk_ch.items():
                 page_ch[n] = _pool(s, starts, cfg.page_score)
             fused_chunks = fusion.fuse(chunk_ch, cfg.fusion, cfg.weights, cfg.rrf_k)
-            for i, p in enumerate(pages):
-                a, b = starts[i], starts[i + 1]
-                if b > a:
-                    best_chunk[int(p)] = int(chunks[a + int(np.argmax(fused_chunks[a:b]))])
         elif chunk_ch:
             for n in chunk_ch:
                 page_ch[n] = np.zeros(len(pages))
@@ -228,8 +222,13 @@ class Snapshot:
                 page_ch[n][empty] = floor
         fused = fusion.fuse(page_ch, cfg.fusion, cfg.weights, cfg.rrf_k)
         order = np.argsort(-fused, kind="stable")[:k]
-        return PageScores(pages[order], fused[order], {n: s[order] for n, s in page_ch.items()},
-                          {int(p): best_chunk[int(p)] for p in pages[order] if int(p) in best_chunk})
+        best_chunk: dict[int, int] = {}  # the snippet: the page's chunk with the best fused score
+        if fused_chunks is not None:
+            for i in order:
+                a, b = starts[i], starts[i + 1]
+                if b > a:
+                    best_chunk[int(pages[i])] = int(chunks[a + int(np.argmax(fused_chunks[a:b]))])
+        return PageScores(pages[order], fused[order], {n: s[order] for n, s in page_ch.items()}, best_chunk)
 
 
 def _fill(s: np.ndarray) -> np.ndarray:

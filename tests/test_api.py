@@ -18,7 +18,8 @@ def write_config(tmp: Path, **index) -> Path:
 
     register()
     cfg = {"fields": [{"name": "text", "encoder": "test-hash", "input": "chunks", "options": {"dim": 32}}],
-           "index": index, "generator": {"name": "extractive"}, "ingest": {"ocr": "never"}}
+           "index": index, "ingest": {"ocr": "never"},
+           "generator": {"name": "extractive", "options": {"encoder": None}}}  # lexical only: no model load
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
