@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -181,3 +183,30 @@ def test_model_cached_per_instance(tiny_lm_dir: Path) -> None:
     a = load("rankgpt", model=str(tiny_lm_dir))
     b = load("first", model=str(tiny_lm_dir))
     assert a.lm[0] is a.lm[0] and a.lm[0] is b.lm[0]  # one copy in memory
+
+
+@pytest.fixture(scope="session")
+def llm_rerankers(tiny_lm_dir: Path) -> dict:
+    m = str(tiny_lm_dir)
+    return {
+        "rankgpt": load("rankgpt", model=m, window=4, step=2, max_new_tokens=6),
+        "first": load("first", model=m, window=4, step=2),
+        "insertrank": load("insertrank", model=m, window=4, step=3, max_new_tokens=6, scores="minmax"),
+        "reasonrank": load("reasonrank", model=m, window=4, step=2, max_new_tokens=6),
+        "rank-r1": load("rank-r1", model=m, children=2, top_k=2, max_new_tokens=6),
+        "icr": load("icr", model=m, window=4, step=2),
+        "query-likelihood": load("query-likelihood", model=m),
+    }
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.sampled_from(TEXTS + ["[1] > [2] </think>", ""]), max_size=7),
+       top_k=st.one_of(st.none(), st.integers(1, 8)))
+def test_llm_rerank_is_permutation(llm_rerankers: dict, texts: list[str], top_k: int | None) -> None:
+    cs = [Candidate(f"c{i}", t, score=float(-i)) for i, t in enumerate(texts)]
+    for name, r in llm_rerankers.items():
+        out = r.rerank(QUERY, cs, top_k=top_k)
+        expect = len(cs) if not top_k else min(top_k, len(cs))
+        assert len(out) == expect and len({s.id for s in out}) == expect, name
+        if not top_k:
+            assert sorted(s.id for s in out) == sorted(c.id for c in cs), name

@@ -22,13 +22,14 @@ class BiEncoderReranker(Reranker):
     name = "bi-encoder"
 
     def __init__(self, model: str | None = None, *, encoder: str | None = None, batch_size: int = 64,
-                 max_words: int | None = 256, device: str | None = None):
+                 max_words: int | None = 256, device: str | None = None, cache_docs: int = 50_000):
         self.model_id = model
         self.encoder_name = encoder
         self.batch_size = batch_size
         self.max_words = max_words
         self.device = device
         self._enc: Any = None
+        self.doc_cache = hf.DocCache(cache_docs)  # passage vectors, reused across queries
 
     def _load(self) -> Any:
         if self._enc is not None:
@@ -67,5 +68,7 @@ class BiEncoderReranker(Reranker):
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
         q = self.embed([query], is_query=True)[0]
-        p = self.embed([hf.truncate_words(c.text, self.max_words) for c in candidates], is_query=False)
+        texts = [hf.truncate_words(c.text, self.max_words) for c in candidates]
+        rows = self.doc_cache.get_many(texts, lambda missing: list(self.embed(missing, is_query=False)))
+        p = np.stack(rows) if rows else np.zeros((0, q.shape[0]), dtype=np.float32)
         return (p @ q).astype(np.float64).tolist()

@@ -132,3 +132,31 @@ def generate_text(lm: Any, tok: Any, text: str, max_new_tokens: int) -> str:
         out = lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                           do_sample=False, pad_token_id=tok.pad_token_id)
     return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+class DocCache:
+    """LRU of per-passage representations keyed by text: passages seen before (or encoded at
+    index time with ``fill``) cost nothing at query time."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._d: "OrderedDict[str, Any]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def get_many(self, texts: list[str], compute: Any) -> list[Any]:
+        """Representations of ``texts``; ``compute(list_of_missing_texts)`` fills the gaps."""
+        if self.size <= 0:
+            return list(compute(texts))
+        missing = list(dict.fromkeys(t for t in texts if t not in self._d))
+        if missing:
+            for t, v in zip(missing, compute(missing)):
+                self._d[t] = v
+        out = []
+        for t in texts:
+            self._d.move_to_end(t)
+            out.append(self._d[t])
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+        return out

@@ -24,12 +24,13 @@ class SpladeReranker(Reranker):
     name = "splade"
 
     def __init__(self, model: str | None = None, *, batch_size: int = 32, max_length: int = 256,
-                 device: str | None = None):
+                 device: str | None = None, cache_docs: int = 50_000):
         self.model_id = model
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
         self._lm: tuple[Any, Any] | None = None
+        self.doc_cache = hf.DocCache(cache_docs)  # sparse passage vectors, reused across queries
 
     @property
     def lm(self) -> tuple[Any, Any]:
@@ -73,5 +74,13 @@ class SpladeReranker(Reranker):
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
         q = self.encode([query])[0]
-        p = self.encode([c.text for c in candidates])
-        return (p @ q).astype(np.float64).tolist()
+        sparse = self.doc_cache.get_many([c.text for c in candidates], self._sparse)
+        return [float(q[idx] @ val) for idx, val in sparse]
+
+    def _sparse(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        dense = self.encode(texts)
+        out = []
+        for row in dense:
+            idx = np.flatnonzero(row)
+            out.append((idx, row[idx].astype(np.float64)))
+        return out

@@ -1,0 +1,109 @@
+"""Fusion: combine several rerankers and the first-stage score into one ranking.
+
+``method="weighted"``: per query, each component's scores are normalised (z-score by default,
+or min–max) and summed with ``weights``; the first-stage score joins with ``first_stage_weight``.
+``method="rrf"``: reciprocal-rank fusion, sum of ``w / (rrf_k + rank)``.
+Components are registry names or ``{"name": ..., "options": {...}}`` mappings, e.g.
+``FusionReranker(["bi-encoder", "splade"], weights=[0.4, 0.6], first_stage_weight=0.2)``.
+The weights of the default preset were learned on SciFact *train* queries
+(benchmarks/fusion_weights.py), never on the sets we report.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmrag.errors import ConfigError
+from mmrag.rerankers.base import Reranker
+from mmrag.types import Candidate
+
+METHODS = ("weighted", "rrf")
+NORMALISE = ("zscore", "minmax", "none")
+
+
+def normalise(scores: np.ndarray, how: str) -> np.ndarray:
+    """Per-query normalisation of one component's scores (constant scores become 0)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if how == "none" or s.size == 0:
+        return s
+    if how == "minmax":
+        span = s.max() - s.min()
+        return (s - s.min()) / span if span > 0 else np.zeros_like(s)
+    std = s.std()
+    return (s - s.mean()) / std if std > 0 else np.zeros_like(s)
+
+
+def rrf_scores(scores: np.ndarray, k: int) -> np.ndarray:
+    """1 / (k + rank) with rank 1 for the best score (ties broken by input order)."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    return 1.0 / (k + ranks)
+
+
+def fuse(columns: Sequence[np.ndarray], weights: Sequence[float], method: str = "weighted",
+         how: str = "zscore", rrf_k: int = 60) -> np.ndarray:
+    """One fused score per candidate from per-component score columns."""
+    total = np.zeros(len(columns[0]) if columns else 0)
+    for col, w in zip(columns, weights):
+        if w == 0:
+            continue
+        part = rrf_scores(col, rrf_k) if method == "rrf" else normalise(col, how)
+        total += w * part
+    return total
+
+
+def _component(spec: Any) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and "name" in spec:
+        opts = dict(spec)
+        name = opts.pop("name")
+        opts.update(opts.pop("options", {}) or {})
+        return name, opts
+    raise ConfigError(f"fusion component must be a reranker name or {{name, options}}, got {spec!r}")
+
+
+class FusionReranker(Reranker):
+    """Weighted or RRF combination of other rerankers and the first-stage score."""
+
+    name = "fusion"
+
+    def __init__(self, rerankers: Sequence[Any] = ("bi-encoder", "splade"), *, method: str = "weighted",
+                 weights: Sequence[float] | None = None, first_stage_weight: float = 0.0,
+                 normalize: str = "zscore", rrf_k: int = 60):
+        from mmrag.rerankers import load
+
+        if method not in METHODS:
+            raise ConfigError(f"fusion method must be one of {', '.join(METHODS)}, got {method!r}")
+        if normalize not in NORMALISE:
+            raise ConfigError(f"fusion normalize must be one of {', '.join(NORMALISE)}, got {normalize!r}")
+        specs = [_component(s) for s in rerankers]
+        if any(n == "fusion" for n, _ in specs):
+            raise ConfigError("fusion cannot contain another fusion")
+        weights = list(weights) if weights is not None else [1.0] * len(specs)
+        if len(weights) != len(specs):
+            raise ConfigError(f"fusion has {len(specs)} rerankers but {len(weights)} weights")
+        if not specs and first_stage_weight == 0:
+            raise ConfigError("fusion needs at least one reranker or a first_stage_weight")
+        self.components = [load(n, **o) for n, o in specs]
+        self.component_names = [n for n, _ in specs]
+        self.weights = [float(w) for w in weights]
+        self.first_stage_weight = float(first_stage_weight)
+        self.method = method
+        self.normalize = normalize
+        self.rrf_k = rrf_k
+
+    def component_scores(self, query: str, candidates: list[Candidate]) -> list[np.ndarray]:
+        """Raw score columns: one per component (skipping zero weights), then the first stage."""
+        cols = [np.asarray(r.score(query, candidates), dtype=np.float64) if w else np.zeros(len(candidates))
+                for r, w in zip(self.components, self.weights)]
+        cols.append(np.asarray([c.score for c in candidates], dtype=np.float64))
+        return cols
+
+    def score(self, query: str, candidates: list[Candidate]) -> list[float]:
+        cols = self.component_scores(query, candidates)
+        fused = fuse(cols, self.weights + [self.first_stage_weight], self.method, self.normalize, self.rrf_k)
+        return fused.tolist()
