@@ -313,3 +313,21 @@ def test_evaluate_rerank_errors(tmp_path: Path) -> None:
     (tmp_path / "data.json").write_text("[]")
     with pytest.raises(ConfigError, match="qrels"):
         evaluate_rerank(tmp_path, reranker="splade", progress=False)
+
+
+def test_cli_eval_rerank_json(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mmrag.cli import app
+
+    _write_set(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("reranker:\n  name: fusion\n  options:\n    rerankers: []\n    first_stage_weight: 1.0\n")
+    res = CliRunner().invoke(app, ["eval", "rerank", "--dataset", str(tmp_path), "--reranker", "fusion",
+                                   "--config", str(cfg), "--json", "--quiet", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {"nDCG@10", "ms_per_query", "queries"} <= set(out) and out["queries"] == 2
+    bad = CliRunner().invoke(app, ["eval", "rerank", "--dataset", str(tmp_path / "missing"), "--reranker",
+                                   "fusion", "--config", str(cfg), "--quiet"])
+    assert bad.exit_code == 2 and "not found" in bad.output
