@@ -39,7 +39,7 @@ def setwise_prompt(query: str, passages: Sequence[str]) -> str:
 
 def parse_choice(output: str, n: int) -> int:
     """0-based index of the chosen document; 0 (the parent) when the answer names none."""
-    ids = parse_ids(answer_text(output).replace("</think>", " "), n) if "<answer>" in output else parse_ids(output, n)
+    ids = parse_ids(answer_text(output) if "<answer>" in output else output, n)
     return ids[0] if ids else 0
 
 
