@@ -58,13 +58,17 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[tuple[BBox, bool]]]:
-    """Text units and vector paths ``(bbox, is_rect)`` from ``get_text("dict")`` output.
+def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[tuple[BBox, bool]], list]:
+    """Text units, vector paths ``(bbox, is_rect)`` and line segments ``(bbox, text)`` (a line
+    cut at wide gaps, for tables without rules) from ``get_text("dict")`` output.
 
     ``transform`` maps an unrotated box to the displayed page (for rotated pages).
     """
+    from mmrag.ingest.gridtext import split_line
+
     units: list[Unit] = []
     vectors: list[tuple[BBox, bool]] = []
+    segments: list = []
     for block in page_dict["blocks"]:
         btype = block["type"]
         if btype == 3:
@@ -79,6 +83,8 @@ def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[t
             text = "".join(s["text"] for s in spans).strip()
             if not text:
                 continue
+            if line["dir"][1] == 0:  # horizontal text only: table cells
+                segments.extend(split_line(spans, transform))
             main = max(spans, key=lambda s: len(s["text"].strip()))
             size = round(main["size"], 1)
             bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
@@ -91,7 +97,7 @@ def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[t
             else:
                 cur = Unit(bbox=lb, lines=[text], size=size, bold=bold, chars=len(text))
                 units.append(cur)
-    return units, vectors
+    return units, vectors, segments
 
 
 def merge_paragraphs(units: list[Unit]) -> list[Unit]:
@@ -191,8 +197,9 @@ def figure_regions(images: list[BBox], vectors: list[tuple[BBox, bool]], width: 
 def absorb_labels(regions: list[Region], units: list[Unit], page_area: float) -> list[Unit]:
     """Move short text that sits inside a figure into it; returns the units left on the page.
 
-    A vector cluster that mostly holds running text is a shaded text box, not a figure: it is
-    dropped. A page-size image under any text (a scan, a background) is dropped too.
+    Running text (long units) stays on the page even inside a figure. A small vector cluster
+    around running text is a shaded text box and a page-size one a background: both dropped,
+    as is a page-size image under running or OCR text (a scan, a background).
     """
     kept = list(units)
     final: list[Region] = []
@@ -202,12 +209,12 @@ def absorb_labels(regions: list[Region], units: list[Unit], page_area: float) ->
         words = [sum(len(line.split()) for line in u.lines) for u in inside]
         labels = [u for u, w in zip(inside, words) if w <= 25 and u.kind != "caption"]
         long_words = sum(w for u, w in zip(inside, words) if u not in labels)
-        if r.source == "vector" and long_words > 40:
-            continue
-        if r.source == "image" and geo.area(r.bbox) >= 0.7 * page_area:
-            if inside:
+        share = geo.area(r.bbox) / max(page_area, 1.0)
+        if r.source == "vector" and long_words > 40 and (share < 0.03 or share > 0.6):
+            continue  # a small shaded text box, or a page background: not a figure
+        if r.source == "image" and share >= 0.7:
+            if long_words > 40 or any(u.source == "ocr" for u in inside):
                 continue  # a scan or a background under text: the text is the content
-            labels = []
         if any(geo.inside_share(r.bbox, f.bbox) > 0.9 for f in final):
             # nested in a bigger figure: its labels belong to that one
             continue

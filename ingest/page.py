@@ -67,7 +67,7 @@ def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, 
     width, height = float(rect.width), float(rect.height)
     transform = _transform(page)
     d = page.get_text("dict", flags=flags if flags is not None else text_flags())
-    raw_units, vectors = units_from_dict(d, transform)
+    raw_units, vectors, segments = units_from_dict(d, transform)
     units = []
     for u in raw_units:
         c = geo.clip(u.bbox, width, height)
@@ -80,6 +80,13 @@ def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, 
     tables: list[tuple[BBox, str]] = []
     if config.tables and is_pdf and vectors:
         tables = _tables(page, vectors, width, height, transform)
+    if config.tables and segments:
+        from mmrag.ingest.gridtext import find_text_tables
+
+        for box, md in find_text_tables(segments):
+            c = geo.clip(box, width, height)
+            if c and not any(geo.intersection(c, t) > 0.2 * geo.area(c) for t, _ in tables):
+                tables.append((c, md))
     if tables:
         units = [u for u in units if not any(geo.inside_share(u.bbox, t) >= 0.6 for t, _ in tables)]
 

@@ -14,6 +14,7 @@ from mmrag.ingest import geometry as geo
 from mmrag.types import BBox
 
 THIN = 2.5  # points: a path this thin is a rule line
+SMALL_TABLE = 60  # cells; larger tables get their Markdown from Table.extract() (fast)
 
 
 def table_region(vectors: list[tuple[BBox, bool]], width: float, height: float) -> BBox | None:
@@ -62,8 +63,8 @@ def find_tables(page: Any, to_page: Any = None) -> list[tuple[BBox, str]]:
     The whole page is searched (a clip changes which rules ``find_tables`` keeps and loses
     columns); ``to_page`` maps its unrotated boxes to the displayed page of a rotated page.
     Pieces of one table split by thick rules (same columns, stacked) are joined again.
-    Markdown is built from ``Table.extract()``: ``Table.to_markdown`` re-extracts the text of
-    every cell separately and costs seconds on a large table.
+    Large tables get Markdown from ``Table.extract()``: ``Table.to_markdown`` re-extracts the
+    text of every cell separately and costs seconds on a large table.
     """
     found = page.find_tables(use_layout=False)
     pieces: list[tuple[BBox, int, list[str]]] = []
@@ -73,7 +74,12 @@ def find_tables(page: Any, to_page: Any = None) -> list[tuple[BBox, str]]:
         rows = tab.extract()  # cell texts from the finder's one character list (fast)
         if sum(1 for row in rows if sum(1 for c in row if c and str(c).strip()) >= 2) < 1:
             continue  # boxes of a diagram, not a table: no row with two filled cells
-        lines = markdown_rows(rows)
+        if tab.row_count * tab.col_count <= SMALL_TABLE:
+            # to_markdown reads each cell's text separately: slower, but keeps decimal points
+            # and line breaks that the shared character list can scramble in dense cells
+            lines = tab.to_markdown(clean=False).strip().splitlines()
+        else:
+            lines = markdown_rows(rows)
         if lines:
             pieces.append((tuple(tab.bbox), tab.col_count, lines))
     pieces.sort(key=lambda t: (t[0][1], t[0][0]))

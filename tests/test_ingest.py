@@ -245,3 +245,26 @@ def test_chunks_never_cross_pages_and_titles_open_chunks():
     # the chunk box is the union of its blocks
     title, body = d.pages[0].blocks[0], d.pages[0].blocks[1]
     assert firsts[0].bbox[1] == title.bbox[1] and firsts[0].bbox[3] <= body.bbox[3]
+
+
+def test_table_without_rules_is_found_from_aligned_cells():
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 80), "Consolidated statement of operations, in millions.", fontsize=10)
+    rows = [("", "2015", "2016", "2017"), ("Net product sales", "79,268", "94,665", "118,573"),
+            ("Net service sales", "27,738", "41,322", "59,293"), ("Total net sales", "107,006", "135,987", "177,866"),
+            ("Cost of sales", "71,651", "88,265", "111,934")]
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            if cell:
+                page.insert_text((72 + (c and 200 + (c - 1) * 90), 120 + r * 14), cell, fontsize=9)
+    page.insert_text((72, 220), LOREM * 1, fontsize=10)
+    p = load_document(_save(doc), config=NO_OCR).pages[0]
+    (table,) = [b for b in p.blocks if b.kind == "table"]
+    lines = table.text.replace(" ", "").splitlines()
+    assert lines[0] == "||2015|2016|2017|" and lines[1] == "|---|---|---|---|"
+    assert lines[2:] == ["|Netproductsales|79,268|94,665|118,573|", "|Netservicesales|27,738|41,322|59,293|",
+                         "|Totalnetsales|107,006|135,987|177,866|", "|Costofsales|71,651|88,265|111,934|"]
+    assert 70 <= table.bbox[0] <= 73 and 105 <= table.bbox[1] <= 112 and 175 <= table.bbox[3] <= 180
+    assert "Consolidated statement" in p.text and "Retrieval systems" in p.text
+    assert not any(b.kind == "table" for b in load_document(two_column_pdf(), config=NO_OCR).pages[0].blocks)
