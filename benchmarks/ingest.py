@@ -38,7 +38,8 @@ def timed(fn) -> tuple[float, int]:
     return time.perf_counter() - t0, pages
 
 
-def raw_dict(files, flags):
+def per_page(files, call):
+    """A timing body that opens each PDF with PyMuPDF and runs ``call(page)`` on every page."""
     import pymupdf
 
     def run():
@@ -46,24 +47,18 @@ def raw_dict(files, flags):
         for f in files:
             with pymupdf.open(f) as doc:
                 for page in doc:
-                    page.get_text("dict", flags=flags)
+                    call(page)
                     n += 1
         return n
     return run
+
+
+def raw_dict(files, flags):
+    return per_page(files, lambda page: page.get_text("dict", flags=flags))
 
 
 def raw_plain(files):
-    import pymupdf
-
-    def run():
-        n = 0
-        for f in files:
-            with pymupdf.open(f) as doc:
-                for page in doc:
-                    page.get_text()
-                    n += 1
-        return n
-    return run
+    return per_page(files, lambda page: page.get_text())
 
 
 def mmrag_layout(files, tables: bool):
@@ -96,17 +91,7 @@ def plumber(files, stride: int):
 
 
 def raw_render(files):
-    import pymupdf
-
-    def run():
-        n = 0
-        for f in files:
-            with pymupdf.open(f) as doc:
-                for page in doc:
-                    page.get_pixmap(dpi=144)
-                    n += 1
-        return n
-    return run
+    return per_page(files, lambda page: page.get_pixmap(dpi=144))
 
 
 def mmrag_render(files, counts):
