@@ -37,6 +37,13 @@ def engine() -> Any:
         return _ENGINE
 
 
+def available() -> bool:
+    """Whether rapidocr can be imported (``ocr: auto`` quietly skips OCR when it cannot)."""
+    import importlib.util
+
+    return importlib.util.find_spec("rapidocr") is not None and importlib.util.find_spec("onnxruntime") is not None
+
+
 def ocr_scale(width: float, height: float, dpi: int) -> float:
     """Pixels per point for OCR rendering: ``dpi`` unless the long side would pass MAX_SIDE."""
     scale = dpi / 72.0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from mmrag.ingest import geometry as geo
@@ -129,7 +131,19 @@ def _needs_ocr(config: "IngestConfig", units: list[Unit], tables: list, regions:
     if config.ocr == "never":
         return False
     if config.ocr == "always":
-        return True
+        return True  # raises MissingDependency with the pip command when rapidocr is missing
+    if not _little_text(config, units, tables, regions, page_area):
+        return False
+    from mmrag.ingest.ocr import available
+
+    if not available():
+        _warn_no_ocr()
+        return False
+    return True
+
+
+def _little_text(config: "IngestConfig", units: list[Unit], tables: list, regions: list, page_area: float) -> bool:
+    """Under ``ocr_min_chars`` of text, or images without text over ``ocr_image_fraction`` of the page."""
     chars = sum(u.chars for u in units) + sum(len(md) for _, md in tables)
     if chars < config.ocr_min_chars:
         return True
@@ -141,6 +155,12 @@ def _needs_ocr(config: "IngestConfig", units: list[Unit], tables: list, regions:
         if inside < 20:
             image_only += geo.area(r.bbox)
     return image_only > config.ocr_image_fraction * page_area
+
+
+@functools.cache
+def _warn_no_ocr() -> None:
+    logging.getLogger("mmrag.ingest").warning(
+        "pages without a text layer are not OCRed: pip install 'mmrag[ocr]' to read them")
 
 
 def _ocr_units(page: Any, config: "IngestConfig", units: list[Unit], tables: list, width: float,

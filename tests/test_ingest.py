@@ -268,3 +268,17 @@ def test_table_without_rules_is_found_from_aligned_cells():
     assert 70 <= table.bbox[0] <= 73 and 105 <= table.bbox[1] <= 112 and 175 <= table.bbox[3] <= 180
     assert "Consolidated statement" in p.text and "Retrieval systems" in p.text
     assert not any(b.kind == "table" for b in load_document(two_column_pdf(), config=NO_OCR).pages[0].blocks)
+
+
+def test_auto_ocr_without_rapidocr_keeps_layout_text_and_warns(monkeypatch, caplog):
+    import mmrag.ingest.ocr as ocr
+    import mmrag.ingest.page as page_mod
+
+    monkeypatch.setattr(ocr, "available", lambda: False)
+    page_mod._warn_no_ocr.cache_clear()  # warned once per process
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "short", fontsize=11)  # under 50 chars: would need OCR
+    with caplog.at_level("WARNING", logger="mmrag.ingest"):
+        page = load_document(_save(doc), config=IngestConfig(ocr="auto")).pages[0]
+    assert page.text == "short" and not page.ocr and page.error is None
+    assert "pip install 'mmrag[ocr]'" in caplog.text
