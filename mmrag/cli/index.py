@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -28,12 +29,19 @@ def _human(report: dict) -> None:
 @app.command("index")
 @handle_errors
 def index_cmd(
-    paths: List[Path] = typer.Argument(..., help="PDF/image files or folders (searched recursively)."),
+    paths: Optional[List[Path]] = typer.Argument(
+        None, help="PDF/image files or folders (searched recursively); with --resume, default: the last run's."),
     index_dir: Path = typer.Option(..., "--index", "-i", help="Index folder (created if new)."),
     workers: int = typer.Option(None, "--workers", "-w", help="Ingestion processes (default: ingest.workers)."),
     password: List[str] = typer.Option([], "--password", help="FILE=PASSWORD for an encrypted PDF (repeatable)."),
     prune: bool = typer.Option(False, "--prune", help="Remove indexed documents whose files are gone."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be added, updated or removed; write nothing."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the last run into this index after a crash or Ctrl-C (its paths and "
+        "options); what it committed is not encoded again."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Documents encoded and committed together (default: index.commit_docs); a crash "
+        "loses at most one batch."),
     config: str = ConfigOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -51,7 +59,43 @@ def index_cmd(
         passwords[name] = pw
     if workers is not None and workers < 1:
         raise ConfigError("--workers must be at least 1")
-    rag = RAG.from_config(config, index=index_dir)
-    report = rag.index(paths, workers=workers, passwords=passwords or None, progress=not quiet,
-                       prune=prune, dry_run=dry_run)
+    from mmrag.cli import batch
+
+    if resume:  # the last run's paths and options, unless given again
+        run = batch.resume_run(index_dir)
+        opts = run["options"]
+        paths = paths or [Path(p) for p in run["paths"]]
+        workers, batch_size = workers or opts.get("workers"), batch_size or opts.get("batch_size")
+        prune = prune or bool(opts.get("prune"))
+        config = opts.get("config", config) if config == ConfigOpt.default else config
+    if not paths:
+        raise ConfigError("give the PATHs (files or folders) to index, or --resume to continue the last run")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    from mmrag.config import load_config
+
+    cfg = load_config(config, {"index": {"commit_docs": batch_size}} if batch_size else None)
+    rag = RAG.from_config(cfg, index=index_dir)
+    if dry_run:
+        report = rag.index(paths, workers=workers, passwords=passwords or None, progress=False,
+                           prune=prune, dry_run=True)
+        emit(report, as_json, _human)
+        return
+    from mmrag.ingest import discover
+
+    total = len(discover(list(paths)))
+    # Open the writer once with nothing to add: a config that does not match the index fails here,
+    # before run.json is written, and a new index exists before run.json goes into its folder.
+    rag.index([], progress=False)
+    run = batch.start_run(index_dir, list(paths), {"workers": workers, "batch_size": batch_size, "prune": prune,
+                                                   "config": str(Path(config).resolve()) if Path(config).is_file() else config})
+    # (passwords are never written down: give them again when resuming)
+    t0 = time.monotonic()
+    with batch.BatchProgress(total, enabled=not quiet) as bar:
+        report = rag.index(paths, workers=workers, passwords=passwords or None, progress=False,
+                           prune=prune, on_document=bar)
+    report["summary"] = batch.summarize(report, time.monotonic() - t0)
+    batch.finish_run(index_dir, run, report)
     emit(report, as_json, _human)
+    if not quiet:
+        batch.print_summary(report["summary"])

@@ -1,0 +1,153 @@
+"""Batch indexing at scale, and crash safety: one `mmrag index` run over two real corpora.
+
+Indexes the 45 PDFs of ../shared/data/mmlongbench-doc-subset plus the 1,055 files of
+../shared/data/pdf-robustness (encrypted, damaged, fuzzed, scanned, empty ...) with the default
+CPU preset, into a scratch folder (never the repo):
+
+  A  one uninterrupted run: wall time, pages/s, the summary table (ok, failed by type, pages, OCR);
+  B  the same run killed with SIGKILL part-way (after its first commits), then `--resume`.
+
+It then checks that B ends with the same index as A: the same documents, the same pages (text
+and content hash), and the same vector for every chunk. Prints a table and writes
+benchmarks/results/batch_index.json.
+
+    python benchmarks/batch_index.py [--work /tmp/mmrag-batch] [--workers 2] [--kill-after 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CORPORA = [DATA / "mmlongbench-doc-subset" / "documents", DATA / "pdf-robustness"]
+RESULTS = ROOT / "benchmarks" / "results" / "batch_index.json"
+
+
+def mmrag(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mmrag", *args]
+
+
+def run_index(inputs: list[Path], index: Path, extra: list[str], log: Path) -> tuple[dict, float]:
+    """One `mmrag index --json` run to completion: (report, wall seconds)."""
+    t0 = time.monotonic()
+    with open(log, "a") as err:
+        out = subprocess.run(mmrag("index", *map(str, inputs), "--index", str(index), "--json", *extra),
+                             stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+    seconds = time.monotonic() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"mmrag index exited {out.returncode}; see {log}")
+    return json.loads(out.stdout), seconds
+
+
+def killed_run(inputs: list[Path], index: Path, extra: list[str], kill_after: float, log: Path) -> dict:
+    """Start a run, SIGKILL it after ``kill_after`` seconds once something is committed."""
+    from mmrag.cli.batch import committed_documents
+
+    with open(log, "a") as err:
+        proc = subprocess.Popen(mmrag("index", *map(str, inputs), "--index", str(index), "--json", *extra),
+                                stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, start_new_session=True)
+    t0 = time.monotonic()
+    while proc.poll() is None and (time.monotonic() - t0 < kill_after or committed_documents(index) == 0):
+        time.sleep(0.5)
+    if proc.poll() is not None:
+        raise SystemExit("the run finished before it could be killed; lower --kill-after")
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the ingestion workers too
+    proc.wait()
+    return {"killed_after_s": round(time.monotonic() - t0, 1), "documents_committed_at_kill": committed_documents(index)}
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("mmrag", "pymupdf", "faiss-cpu", "bm25s", "sentence-transformers", "torch", "rapidocr", "onnxruntime"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/mmrag-batch"))
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--batch-size", type=int, default=None, help="documents per commit (default: the config's)")
+    ap.add_argument("--kill-after", type=float, default=0.5, help="kill B after this share of A's wall time")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="per-document ingest timeout (default: the preset's); raise it on a loaded machine so "
+                         "that A and B do not differ by which documents happened to time out")
+    ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="(smoke tests) other inputs")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    args = ap.parse_args()
+    for c in args.inputs:
+        if not c.exists():
+            raise SystemExit(f"missing {c}: this benchmark needs ../shared/data (set MMRAG_SHARED_DATA)")
+    sys.path.insert(0, str(ROOT))
+    from mmrag.cli.batch import compare_contents, index_contents, summarize
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    log = args.work / "stderr.log"
+    extra = ["--workers", str(args.workers), "--quiet"]
+    config = "configs/default.yaml"
+    if args.timeout:
+        config = str(args.work / "config.yaml")
+        text = (ROOT / "configs" / "default.yaml").read_text()
+        Path(config).write_text(text.replace("  timeout_s: 60", f"  timeout_s: {args.timeout:g}"))
+        extra += ["--config", config]
+    if args.batch_size:
+        extra += ["--batch-size", str(args.batch_size)]
+    files = sum(1 for c in args.inputs for p in c.rglob("*") if p.suffix.lower() == ".pdf")
+
+    report_a, wall_a = run_index(args.inputs, args.work / "A", extra, log)
+    summary_a = summarize(report_a, wall_a)
+    kill = killed_run(args.inputs, args.work / "B", extra, args.kill_after * wall_a, log)
+    report_b, wall_b = run_index([], args.work / "B", extra + ["--resume"], log)
+    summary_b = summarize(report_b, wall_b)
+    same = compare_contents(index_contents(args.work / "A"), index_contents(args.work / "B"))
+
+    result = {
+        "inputs": [str(c) for c in args.inputs], "pdf_files": files,
+        "settings": {"config": "configs/default.yaml", "ingest_timeout_s": args.timeout or "preset (60)",
+                     "workers": args.workers, "batch_size": args.batch_size, "kill_after_share_of_A": args.kill_after,
+                     "load_average_at_start": os.getloadavg()},
+        "uninterrupted": {"wall_s": round(wall_a, 1), **summary_a},
+        "killed_then_resumed": {**kill, "resume_wall_s": round(wall_b, 1), "resume": summary_b,
+                                "re_encoded_documents": summary_b["indexed"],
+                                "skipped_as_already_indexed": summary_b["unchanged_or_skipped"]},
+        "same_index": same,
+        "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": versions(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    a = result["uninterrupted"]
+    rows = [("files (PDF)", files), ("documents in report", a["documents"]), ("indexed ok", a["indexed"]),
+            ("unchanged / duplicate", a["unchanged_or_skipped"]), ("failed", a["failed"])]
+    rows += [(f"  {k}", v) for k, v in a["failed_by_type"].items()]
+    rows += [("pages", a["pages"]), ("OCR pages", a["ocr_pages"]), ("wall time (s)", a["wall_s"]),
+             ("pages/s", a["pages_per_second"]),
+             ("B killed after (s)", kill["killed_after_s"]), ("B docs committed at kill", kill["documents_committed_at_kill"]),
+             ("B resume wall (s)", result["killed_then_resumed"]["resume_wall_s"]),
+             ("B resume re-encoded docs", summary_b["indexed"]),
+             ("B resume skipped (already indexed)", summary_b["unchanged_or_skipped"]),
+             ("same documents / pages / vector keys", f"{same['same_documents']} / {same['same_pages']} / {same['same_vector_keys']}"),
+             ("max |vector A - vector B|", same["max_abs_vector_diff"])]
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
