@@ -41,7 +41,7 @@ def index_cmd(
         "options); what it committed is not encoded again."),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", help="Documents encoded and committed together (default: index.commit_docs); a crash "
-        "loses at most one batch."),
+        "loses only what was not yet committed."),
     config: str = ConfigOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
