@@ -122,6 +122,8 @@ class MultiVectorStore:
         q = np.asarray(query, dtype=np.float32)
         if q.ndim == 1:
             q = q[None, :]
+        elif q.ndim == 3 and q.shape[0] == 1:  # a one-item batch, as encode_query returns it
+            q = q[0]
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise QueryError(f"query must be a (tokens, {self.dim}) matrix, got shape {q.shape}")
         if ids is None:

@@ -30,6 +30,7 @@ def test_search_equals_einsum_maxsim_across_shards():
     ids, scores = store.search(q, k=60)
     assert list(ids) == list(np.argsort(-ref, kind="stable"))
     np.testing.assert_allclose(scores, ref[ids], rtol=1e-5, atol=1e-5)
+    assert list(store.search(q[None], k=5)[0]) == list(ids[:5])  # a one-query batch, as encode_query gives
 
 
 def test_block_streaming_matches_unblocked(monkeypatch):

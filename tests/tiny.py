@@ -55,13 +55,21 @@ TINY_OPEN_CLIP = {
 }
 
 
-def tiny_open_clip_config(out: Path, name: str = "mmrag-tiny-clip") -> Path:
+# ResNet image tower: learns colours, shapes and positions from scratch in a few CPU steps
+TINY_OPEN_CLIP_RESNET = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 16, "head_width": 16},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def tiny_open_clip_config(out: Path, name: str = "mmrag-tiny-clip", arch: dict | None = None) -> Path:
     """Write a tiny open_clip architecture JSON (load it with ``model=name, model_config=path``)."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
-    path.write_text(json.dumps(TINY_OPEN_CLIP))
+    path.write_text(json.dumps(arch or TINY_OPEN_CLIP))
     return path
 
 

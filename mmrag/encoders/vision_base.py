@@ -235,6 +235,27 @@ class DualTowerEncoder(VisionEncoder):
             feats = self._text_features([texts[i] for i in t_idx], is_query).float()
             out = out.index_add(0, torch.tensor(t_idx, device=self.device), l2_normalise_torch(feats))
         if i_idx:
-            feats = self._image_features([open_image(images[i]) for i in i_idx]).float()
+            with _running_stats_for_single(self.torch_model, len(i_idx)):
+                feats = self._image_features([open_image(images[i]) for i in i_idx]).float()
             out = out.index_add(0, torch.tensor(i_idx, device=self.device), l2_normalise_torch(feats))
         return l2_normalise_torch(out)
+
+
+class _running_stats_for_single:
+    """While training, a single image gives BatchNorm no batch statistics: use the running ones."""
+
+    def __init__(self, model: Any, n: int):
+        self.layers = []
+        if n == 1 and model is not None and model.training:
+            import torch
+
+            self.layers = [m for m in model.modules()
+                           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+
+    def __enter__(self) -> None:
+        for m in self.layers:
+            m.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for m in self.layers:
+            m.train()

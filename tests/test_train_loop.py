@@ -1,0 +1,92 @@
+"""Fine-tuning end to end on a tiny CLIP: it learns (beats the untrained model), saves safetensors, CLI works."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("open_clip")
+
+from mmrag import encoders  # noqa: E402
+from mmrag.train.loop import TrainConfig, recall_at_1, train_encoder  # noqa: E402
+from mmrag.train.negatives import NegativeConfig  # noqa: E402
+from mmrag.train.synthetic import make_corpus  # noqa: E402
+from tests.tiny import TINY_OPEN_CLIP_RESNET, tiny_hf_clip, tiny_open_clip_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    cfg = tiny_open_clip_config(tmp_path_factory.mktemp("oc"), "mmrag-tiny-clip-rn", TINY_OPEN_CLIP_RESNET)
+    return encoders.load("clip", model="mmrag-tiny-clip-rn", pretrained=None, model_config=str(cfg),
+                         progress=False, device="cpu", dtype="float32")
+
+
+def _t2i(enc, split) -> float:
+    return recall_at_1(enc, [q for q, _ in split.t2i], [p for _, p in split.t2i], split.items)
+
+
+@pytest.mark.slow  # ~10 s on an idle 2-core machine, over a minute under load
+def test_training_beats_the_untrained_model_and_saves_safetensors(tiny_clip, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    train, _ = make_corpus(seed=0, heldout=0.0, size=32, n_colours=2, n_words=2)
+    before = _t2i(tiny_clip, train)
+    enc = copy.deepcopy(tiny_clip)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, temperature=0.07, seed=0, freeze_batchnorm=False,
+                      negatives=NegativeConfig(kind="modality", wrong_modality=1, same_modality=1))
+    report = train_encoder(enc, train.items, train.pairs, cfg, out=tmp_path / "ft", progress=False)
+    after = _t2i(enc, train)
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]
+    assert after >= before + 0.1, (before, after)  # measured: 0.02 → 0.19 after 4 epochs
+    saved = encoders.load("clip", model=str(tmp_path / "ft"), progress=False, device="cpu")
+    texts = [q.text for q, _ in train.t2i[:4]]
+    np.testing.assert_allclose(saved.encode_text(texts), enc.encode_text(texts), atol=1e-5)
+    assert not np.allclose(saved.encode_text(texts), tiny_clip.encode_text(texts), atol=1e-3)
+    assert json.loads((tmp_path / "ft" / "train_report.json").read_text())["pairs"] == len(train.pairs)
+
+
+def test_cli_train_encoder_on_jsonl_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmrag.cli import app
+
+    model = tiny_hf_clip(tmp_path / "tiny", "clip")
+    train, _ = make_corpus(seed=1, heldout=0.0, size=32, n_colours=1, n_words=1)
+    items, pairs = [], []
+    for it in train.items:
+        row = {"id": it.id, "text": it.text}
+        if it.image is not None:
+            name = it.id.replace("/", "_") + ".png"
+            it.image.save(tmp_path / name)
+            row["image"] = name
+        items.append(row)
+    for p in train.pairs:
+        q = {"text": p.query.text} if p.query.image is None else {"image": _find(train, p.query.image) + ".png"}
+        pairs.append({"query": q, "positive": p.positive})
+    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(r) for r in items))
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in pairs))
+    args = ["train", "encoder", "--items", str(tmp_path / "items.jsonl"), "--pairs", str(tmp_path / "pairs.jsonl"),
+            "--encoder", "hf-clip", "--options", json.dumps({"model": str(model), "device": "cpu"}),
+            "--out", str(tmp_path / "out"), "--epochs", "1", "--batch-size", "8", "--json", "--quiet"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["pairs"] == len(pairs) and report["config"]["negatives"]["kind"] == "modality"
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert encoders.load("hf-clip", model=str(tmp_path / "out"), device="cpu").dim == 16
+    bad = CliRunner().invoke(app, args[:-4] + ["--negatives", "hard", "--quiet"])
+    assert bad.exit_code == 2 and "negatives" in bad.output
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"query": "x", "positive": "nope"}))
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def _find(split, image) -> str:
+    return next(it.id for it in split.items if it.image is image).replace("/", "_")
