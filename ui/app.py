@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmrag.errors import MissingDependency
 from mmrag.types import Citation
 from mmrag.ui.service import NO_RERANK, AppService, generator_choices, reranker_choices, score_rows
 
@@ -30,7 +31,10 @@ def _status(text: str, error: bool = False) -> str:
 def build_app(service: AppService) -> "gr.Blocks":
     """The app's Blocks for ``service`` (not launched)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
+    try:
+        import gradio as gr
+    except ImportError:
+        raise MissingDependency("the app needs Gradio, which is not installed: pip install 'mmrag[ui]'") from None
 
     config = service.config
     rerankers = reranker_choices(config)
