@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mmrag.errors import ConfigError
 from mmrag.generate.base import NO_ANSWER
 from mmrag.generate.hf_causal import HFCausalGenerator, drop_repeats
 from mmrag.types import Block, Hit
@@ -87,6 +88,18 @@ def test_prompt_tags_every_source_and_keeps_the_relevant_sentence_under_budget()
                                      "Answer with citations:")
 
 
+def test_sources_put_the_best_sentence_first_unless_reading_order_is_asked() -> None:
+    q = "What is the margin of sampling error?"
+    hit = _contexts()[0]
+    first = HFCausalGenerator(model="unused").source_text(q, hit, 2000)
+    assert first.startswith("The margin of sampling error is 2.9 percentage points.")
+    reading = HFCausalGenerator(model="unused", sentence_order="reading").source_text(q, hit, 2000)
+    assert reading.startswith("Survey methods The survey was fielded in March 2018")
+    assert sorted(first.split()) == sorted(reading.split())  # same sentences, other order
+    with pytest.raises(ConfigError, match="sentence_order"):
+        HFCausalGenerator(sentence_order="random")
+
+
 def test_no_contexts_no_model_call() -> None:
     ans = HFCausalGenerator(model="unused").answer("anything?", [])
     assert ans.text == NO_ANSWER and not ans.answerable
@@ -120,7 +133,7 @@ def test_tiny_model_generates_greedily_and_reports_its_token_probability(smollm2
 
 @pytest.mark.slow
 def test_bundled_smollm2_answers_from_the_sources(smollm2_dir: Path) -> None:
-    gen = HFCausalGenerator(max_new_tokens=40)
+    gen = HFCausalGenerator(max_new_tokens=32, contexts=1)
     ans = gen.answer("What is the margin of sampling error of the survey?", _contexts()[:2])
     assert ans.answerable and "2.9" in ans.text
     assert (ans.citations[0].doc_id, ans.citations[0].page) == ("report", 3)

@@ -80,8 +80,8 @@ class HFCausalGenerator(Generator):
     Options: ``model`` (id or folder; None = bundled SmolLM2; or a loaded model, with
     ``tokenizer``, as tests pass tiny ones), ``max_new_tokens``,
     ``context_tokens`` (budget for all sources; each page keeps its most query-relevant
-    sentences in reading order), ``contexts`` (how many pages are shown), ``device``,
-    ``dtype``, ``system_prompt``.
+    sentences, best first unless ``sentence_order="reading"``), ``contexts`` (how many pages
+    are shown), ``device``, ``dtype``, ``system_prompt``.
     """
 
     name = "hf-causal"
@@ -96,6 +96,7 @@ class HFCausalGenerator(Generator):
         dtype: str | None = None,
         system_prompt: str = SYSTEM_PROMPT,
         tokenizer: Any = None,
+        sentence_order: str = "relevance",
     ):
         self.model_name = model
         self.max_new_tokens = max_new_tokens
@@ -104,6 +105,11 @@ class HFCausalGenerator(Generator):
         self.device = device
         self.dtype = dtype
         self.system_prompt = system_prompt
+        if sentence_order not in ("relevance", "reading"):
+            from mmrag.errors import ConfigError
+
+            raise ConfigError(f"hf-causal sentence_order must be relevance or reading, got {sentence_order!r}")
+        self.sentence_order = sentence_order
         self._model: Any = None if isinstance(model, (str, type(None))) else model
         self._tokenizer: Any = tokenizer
         self._selector = ExtractiveGenerator(encoder=None)
@@ -131,19 +137,21 @@ class HFCausalGenerator(Generator):
 
     # -- prompt --------------------------------------------------------------------------------
     def source_text(self, query: str, hit: Hit, max_chars: int) -> str:
-        """The page's most query-relevant sentences, in reading order, within ``max_chars``."""
-        text = " ".join((hit.text or hit.snippet).split())
-        if len(text) <= max_chars:
-            return text
+        """The page's most query-relevant sentences within ``max_chars``: best first
+        (``sentence_order="relevance"``; small models copy from the top of a source) or in
+        reading order (``"reading"``)."""
         ranked = self._selector.score_units(query, [hit])
+        if not ranked:
+            return " ".join((hit.text or hit.snippet).split())[:max_chars]
         kept, used = [], 0
         for u in ranked:
             if used + len(u.text) + 1 > max_chars:
                 continue
             kept.append(u)
             used += len(u.text) + 1
-        kept.sort(key=lambda u: u.position)
-        return " ".join(u.text for u in kept) if kept else text[:max_chars]
+        if self.sentence_order == "reading":
+            kept.sort(key=lambda u: u.position)
+        return " ".join(u.text for u in kept)
 
     def build_messages(self, query: str, contexts: Sequence[Hit]) -> list[dict]:
         """Chat messages: the grounding instruction, then the tagged sources and the question."""
