@@ -337,10 +337,11 @@ class Index:
                 try:
                     self._snapshot = Snapshot(self.root, self.store, self.fields, self.cfg)
                     break
-                except FileNotFoundError:  # a writer replaced those files between read and load
+                except (FileNotFoundError, IndexNotFound, IndexCorrupt):
+                    # a writer replaced those files between our read of the doc store and the load
                     if attempt == 4:
-                        raise IndexCorrupt(f"{self.root}: files named by the doc store are missing; "
-                                           "rerun mmrag index to repair") from None
+                        raise IndexCorrupt(f"{self.root}: files named by the doc store are missing or "
+                                           "unreadable; rerun mmrag index to repair") from None
                     time.sleep(0.05 * (attempt + 1))
         return self._snapshot
 
