@@ -64,8 +64,10 @@ def trim(text: str, max_chars: int) -> str:
     flat = " ".join(text.split())
     if len(flat) <= max_chars:
         return flat
-    cut = flat[:max_chars].rsplit(" ", 1)[0]
-    return cut + " ..."
+    cut = flat[:max_chars]
+    if flat[max_chars] != " ":  # do not end on half a word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip() + " ..."
 
 
 def hit_image(hit: "Hit", dpi: int = 144) -> "Image":

@@ -185,6 +185,7 @@ def test_fit_pixels_scales_up_small_images_and_keeps_fitting_ones() -> None:
 def test_trim_cuts_at_a_word_and_collapses_whitespace() -> None:
     assert trim("a  b\n\nc", 10) == "a b c"
     assert trim("alpha beta gamma delta", 12) == "alpha beta ..."
+    assert trim("alpha beta gamma delta", 10) == "alpha beta ..."  # a cut on a space keeps the word
 
 
 def test_vlm_modules_import_without_the_ml_stack() -> None:
@@ -196,3 +197,18 @@ def test_vlm_modules_import_without_the_ml_stack() -> None:
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_text_only_messages_for_a_text_llm_server_carry_references_and_layout_text() -> None:
+    from mmrag.generate.openai_compatible import OpenAICompatibleGenerator
+
+    gen = OpenAICompatibleGenerator(base_url="http://127.0.0.1:9/v1", images=False, text_chars=31)
+    hits = _hits()
+    hits[0].text = "Net revenue rose to 5.2 million dollars in 2023, driven by exports."
+    msgs = gen.messages("What was revenue?", hits)  # no page is rendered: the PDFs do not exist
+    parts = msgs[1]["content"]
+    assert all(p["type"] == "text" for m in msgs for p in m["content"])
+    user = "".join(p["text"] for p in parts)
+    assert user.index("[report.pdf p.2]") < user.index("[annex.pdf p.7]")
+    assert "Net revenue rose to 5.2 million ..." in user and "exports" not in user  # trimmed to 31 chars
+    assert "ignore them" in msgs[0]["content"][0]["text"]
