@@ -55,38 +55,41 @@ def rounded(b: BBox, nd: int = 2) -> BBox:
 def cluster(boxes: list[BBox], tol: float) -> list[tuple[BBox, int]]:
     """Group boxes that touch (within ``tol``) into clusters: (union box, member count).
 
-    Sweeps boxes by x0 and keeps open clusters, then merges clusters that came to touch,
-    so it stays near-linear for the thousands of paths a chart can have.
+    Clusters whose union boxes touch are merged too, until none do. Each round is a sweep over
+    boxes sorted by x0 that only compares open clusters (one whose right edge lies left of the
+    current box can never touch a later box), so it stays near-linear for the thousands of
+    paths a chart can have.
     """
-    clusters: list[list] = []  # [box, count]
-    for b in sorted(boxes, key=lambda r: r[0]):
+    items = [(b, 1) for b in boxes]
+    while True:
+        merged = _sweep(items, tol)
+        if len(merged) == len(items):
+            return merged
+        items = merged
+
+
+def _sweep(items: list[tuple[BBox, int]], tol: float) -> list[tuple[BBox, int]]:
+    done: list[list] = []
+    open_: list[list] = []  # [x0, y0, x1, y1, count]
+    for (bx0, by0, bx1, by1), n in sorted(items):
+        still = []
         hit = None
-        for c in clusters:
-            if touches(c[0], b, tol):
+        for c in open_:
+            if c[2] + tol < bx0:
+                done.append(c)
+                continue
+            if by0 - tol <= c[3] and c[1] - tol <= by1 and c[0] - tol <= bx1:
                 if hit is None:
-                    c[0] = merge(c[0], b)
-                    c[1] += 1
                     hit = c
-                else:  # b bridges two clusters
-                    hit[0] = merge(hit[0], c[0])
-                    hit[1] += c[1]
-                    c[1] = 0
+                    c[0], c[1], c[2], c[3] = min(c[0], bx0), min(c[1], by0), max(c[2], bx1), max(c[3], by1)
+                    c[4] += n
+                else:  # the box bridges two clusters
+                    hit[0], hit[1] = min(hit[0], c[0]), min(hit[1], c[1])
+                    hit[2], hit[3] = max(hit[2], c[2]), max(hit[3], c[3])
+                    hit[4] += c[4]
+                    continue
+            still.append(c)
         if hit is None:
-            clusters.append([b, 1])
-        else:
-            clusters = [c for c in clusters if c[1] > 0]
-    changed = True
-    while changed:  # clusters that grew into each other
-        changed = False
-        out: list[list] = []
-        for c in clusters:
-            for o in out:
-                if touches(o[0], c[0], tol):
-                    o[0] = merge(o[0], c[0])
-                    o[1] += c[1]
-                    changed = True
-                    break
-            else:
-                out.append(c)
-        clusters = out
-    return [(c[0], c[1]) for c in clusters]
+            still.append([bx0, by0, bx1, by1, n])
+        open_ = still
+    return [((c[0], c[1], c[2], c[3]), c[4]) for c in done + open_]

@@ -80,22 +80,34 @@ def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[t
         cur: Unit | None = None
         for line in block["lines"]:
             spans = line["spans"]
-            text = "".join(s["text"] for s in spans).strip()
-            if not text:
-                continue
-            if line["dir"][1] == 0:  # horizontal text only: table cells
-                segments.extend(split_line(spans, transform))
-            main = max(spans, key=lambda s: len(s["text"].strip()))
-            size = round(main["size"], 1)
-            bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
             lb = line["bbox"]
-            lb = transform(lb) if transform else (lb[0], lb[1], lb[2], lb[3])
-            if cur is not None and abs(size - cur.size) <= 0.1 * cur.size and bold == cur.bold:
+            if len(spans) == 1:  # the common case, kept cheap
+                span = spans[0]
+                text = span["text"].strip()
+                if not text:
+                    continue
+                size = round(span["size"], 1)
+                bold = bool(span["flags"] & BOLD)
+                box = transform(lb) if transform else (lb[0], lb[1], lb[2], lb[3])
+                if line["dir"][1] == 0:
+                    segments.append((box, text))
+            else:
+                text = "".join(s["text"] for s in spans).strip()
+                if not text:
+                    continue
+                if line["dir"][1] == 0:  # horizontal text only: table cells
+                    segments.extend(split_line(spans, transform))
+                main = max(spans, key=lambda s: len(s["text"]))
+                size = round(main["size"], 1)
+                bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
+                box = transform(lb) if transform else (lb[0], lb[1], lb[2], lb[3])
+            if cur is not None and bold == cur.bold and abs(size - cur.size) <= 0.1 * cur.size:
                 cur.lines.append(text)
-                cur.bbox = geo.merge(cur.bbox, lb)
+                cb = cur.bbox
+                cur.bbox = (min(cb[0], box[0]), min(cb[1], box[1]), max(cb[2], box[2]), max(cb[3], box[3]))
                 cur.chars += len(text)
             else:
-                cur = Unit(bbox=lb, lines=[text], size=size, bold=bold, chars=len(text))
+                cur = Unit(bbox=box, lines=[text], size=size, bold=bold, chars=len(text))
                 units.append(cur)
     return units, vectors, segments
 
@@ -183,11 +195,11 @@ def figure_regions(images: list[BBox], vectors: list[tuple[BBox, bool]], width: 
             boxes.append(c)
     for b, _n in geo.cluster(boxes, 1.0):
         regions.append(Region(b, "image"))
-    paths = []
-    for b, _is_rect in vectors:
-        c = geo.clip(b, width, height)
-        if c and geo.area(c) < 0.6 * page_area:  # page backgrounds are not figures
-            paths.append(c)
+    if len(vectors) < 6:
+        return regions
+    limit = 0.6 * page_area  # page backgrounds are not figures
+    paths = {(max(0.0, b[0]), max(0.0, b[1]), min(width, b[2]), min(height, b[3])) for b, _ in vectors}
+    paths = [b for b in paths if b[0] <= b[2] and b[1] <= b[3] and (b[2] - b[0]) * (b[3] - b[1]) < limit]
     for b, n in geo.cluster(paths, 3.0):
         if n >= 6 and b[2] - b[0] >= 30 and b[3] - b[1] >= 30 and geo.area(b) >= 0.015 * page_area:
             regions.append(Region(b, "vector"))
@@ -207,8 +219,9 @@ def absorb_labels(regions: list[Region], units: list[Unit], page_area: float) ->
         near = geo.expand(r.bbox, 12.0 if r.source == "vector" else 2.0)
         inside = [u for u in kept if u.kind != "title" and geo.inside_share(u.bbox, near) >= 0.8]
         words = [sum(len(line.split()) for line in u.lines) for u in inside]
-        labels = [u for u, w in zip(inside, words) if w <= 25 and u.kind != "caption"]
-        long_words = sum(w for u, w in zip(inside, words) if u not in labels)
+        is_label = [w <= 25 and u.kind != "caption" for u, w in zip(inside, words)]
+        labels = [u for u, lab in zip(inside, is_label) if lab]
+        long_words = sum(w for w, lab in zip(words, is_label) if not lab)
         share = geo.area(r.bbox) / max(page_area, 1.0)
         if r.source == "vector" and long_words > 40 and (share < 0.03 or share > 0.6):
             continue  # a small shaded text box, or a page background: not a figure

@@ -53,7 +53,8 @@ def image_boxes(page: Any, is_pdf: bool, transform: Callable | None) -> list[BBo
     if not is_pdf:
         r = page.rect
         return [(r.x0, r.y0, r.x1, r.y1)]
-    if not page.get_images():
+    # only images big enough to be figures (>= 64 px a side) pay for the extra content pass
+    if not any(img[2] >= 64 and img[3] >= 64 for img in page.get_images()):
         return []
     out = []
     for op, b in page.get_bboxlog():
