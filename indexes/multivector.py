@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, QueryError
+from mmrag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, MissingDependency, QueryError
 
 FORMAT = "mmrag-multivector"
 FORMAT_VERSION = 1
@@ -32,7 +32,10 @@ def pool_tokens(matrix: np.ndarray, pool_factor: int) -> np.ndarray:
     n = matrix.shape[0]
     if pool_factor <= 1 or n <= 2:
         return matrix
-    from scipy.cluster.hierarchy import fcluster, linkage
+    try:
+        from scipy.cluster.hierarchy import fcluster, linkage
+    except ImportError:
+        raise MissingDependency("token pooling needs scipy: pip install 'mmrag[vlm]' (or pip install scipy)") from None
 
     clusters = max(1, n // pool_factor)
     x = matrix.astype(np.float32)
