@@ -48,43 +48,54 @@ def learned_weights() -> list[float]:
     return json.loads((ROOT / "benchmarks" / "results" / "fusion_weights.json").read_text())["best"]["weights"]
 
 
-def part_encoders(name: str, folder: Path, cache: Path | None) -> dict:
+def part_encoders(name: str, folder: Path, cache: Path | None, limit: int | None, warm: int) -> dict:
     queries, qrels = load_rerank_set(folder)
-    queries = [q for q in queries if q.qid in qrels]
-    if cache is not None and cache.is_file():  # component scores of an earlier run (same code)
-        saved = json.loads(cache.read_text())
-        cols = {k: {q: np.asarray(v) for q, v in d.items()} for k, d in saved["cols"].items()}
-        secs = saved["secs"]
-    else:
-        cols, secs = encoder_columns(name, queries)
-        if cache is not None:
-            cache.write_text(json.dumps({"cols": {k: {q: v.tolist() for q, v in d.items()} for k, d in cols.items()},
-                                         "secs": secs}))
-    weights = learned_weights()
-    return encoder_rows(queries, qrels, cols, secs, weights)
+    queries = [q for q in queries if q.qid in qrels][:limit]
+    cols, secs = encoder_columns(name, queries, cache, warm)
+    return encoder_rows(queries, qrels, cols, secs, learned_weights())
 
 
-def encoder_columns(name: str, queries: list) -> tuple[dict, dict]:
-    """Raw scores of BM25 (first stage), MiniLM and SPLADE per query, and their seconds."""
-    from mmrag.rerankers import load
+def encoder_columns(name: str, queries: list, cache: Path | None, warm: int) -> tuple[dict, dict]:
+    """Raw scores of BM25 (first stage), MiniLM and SPLADE per query, and their seconds.
 
-    bi, sp = load("bi-encoder"), load("splade")
-    bi.rerank("warm up", queries[0].candidates[:2])
-    sp.rerank("warm up", queries[0].candidates[:2])
-    # Cold pass: passages are encoded when first seen (DL19/NovelEval passages hardly repeat).
+    Each finished query is appended to ``cache`` (JSON lines), so a rerun skips it."""
+    done: dict[str, dict] = {}
+    if cache is not None and cache.is_file():
+        for line in cache.read_text().splitlines():
+            rec = json.loads(line)
+            done[rec["qid"]] = rec
     cols: dict[str, dict[str, np.ndarray]] = {"bm25": {}, "bi-encoder": {}, "splade": {}}
-    secs: dict[str, list[float]] = {"bi-encoder": [], "splade": []}
+    secs: dict[str, list[float]] = {"bi-encoder": [], "splade": [], "warm": []}
+    todo = [q for q in queries if q.qid not in done]
+    fresh = []
+    if todo:
+        from mmrag.rerankers import load
+
+        bi, sp = load("bi-encoder"), load("splade")
+        bi.rerank("warm up", todo[0].candidates[:2])
+        sp.rerank("warm up", todo[0].candidates[:2])
+    # Cold pass: passages are encoded when first seen (DL19/NovelEval passages hardly repeat).
     for i, q in enumerate(queries):
+        if q.qid not in done:
+            rec = {"qid": q.qid}
+            for key, r in (("bi-encoder", bi), ("splade", sp)):
+                t0 = time.perf_counter()
+                rec[key] = [float(x) for x in r.score(q.query, q.candidates)]
+                rec[key + "_s"] = time.perf_counter() - t0
+            done[q.qid] = rec
+            fresh.append(q)
+            if cache is not None:
+                with open(cache, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+        rec = done[q.qid]
         cols["bm25"][q.qid] = np.array([c.score for c in q.candidates])
-        for key, r in (("bi-encoder", bi), ("splade", sp)):
-            t0 = time.perf_counter()
-            cols[key][q.qid] = np.asarray(r.score(q.query, q.candidates))
-            secs[key].append(time.perf_counter() - t0)
+        for key in ("bi-encoder", "splade"):
+            cols[key][q.qid] = np.asarray(rec[key])
+            secs[key].append(rec[key + "_s"])
         print(f"  {name} {i + 1}/{len(queries)}", file=sys.stderr, flush=True)
-    # Warm pass: passage vectors now come from the cache, as from an index built beforehand;
-    # only the query is encoded and the scores combined.
-    secs["warm"] = []
-    for q in queries:
+    # Warm pass over queries encoded in this process: passage vectors now come from the cache,
+    # as from an index built beforehand; only the query is encoded and the scores combined.
+    for q in fresh[:warm]:
         t0 = time.perf_counter()
         fuse([np.asarray(bi.score(q.query, q.candidates)), np.asarray(sp.score(q.query, q.candidates)),
               np.array([c.score for c in q.candidates])], [1.0, 1.0, 1.0])
@@ -99,7 +110,7 @@ def encoder_rows(queries: list, qrels: dict, cols: dict, secs: dict, weights: li
              for q in queries}
     rrf = {q.qid: fuse([cols["bi-encoder"][q.qid], cols["splade"][q.qid], cols["bm25"][q.qid]], [1, 1, 1],
                        method="rrf") for q in queries}
-    ms = {k: 1000 * float(np.mean(v)) for k, v in secs.items()}
+    ms = {k: 1000 * float(np.mean(v)) if v else float("nan") for k, v in secs.items()}
     rows = {
         "first-stage": {"nDCG@10": ndcg(queries, qrels, cols["bm25"]), "ms_per_query": 0.0},
         "bi-encoder": {"nDCG@10": ndcg(queries, qrels, cols["bi-encoder"]), "ms_per_query": ms["bi-encoder"]},
@@ -109,7 +120,8 @@ def encoder_rows(queries: list, qrels: dict, cols: dict, secs: dict, weights: li
         "fusion": {"nDCG@10": ndcg(queries, qrels, fused), "ms_per_query": ms["bi-encoder"] + ms["splade"],
                    "weights": weights},
         "fusion, passage vectors precomputed": {"nDCG@10": ndcg(queries, qrels, fused),
-                                                "ms_per_query": ms["warm"], "weights": weights},
+                                                "ms_per_query": ms["warm"], "weights": weights,
+                                                "timed_queries": len(secs["warm"])},
     }
     for r in rows.values():
         r.update({"queries": len(queries), "depth": len(queries[0].candidates)})
@@ -141,13 +153,16 @@ def main() -> None:
     ap.add_argument("--llm-limit", type=int, default=3)
     ap.add_argument("--llm-depth", type=int, default=20)
     ap.add_argument("--cache-dir", default=None, help="keep/reuse component scores here (encoders part)")
+    ap.add_argument("--limit", type=int, default=None, help="encoders part: first N queries only")
+    ap.add_argument("--warm", type=int, default=3, help="encoders part: queries timed again with cached passages")
     args = ap.parse_args()
 
     result: dict = {}
     for name in args.datasets.split(","):
         folder = DATASETS[name]
         if args.part == "encoders":
-            rows = part_encoders(name, folder, Path(args.cache_dir) / f"rerank-cols-{name}.json" if args.cache_dir else None)
+            cache = Path(args.cache_dir) / f"rerank-cols-{name}.jsonl" if args.cache_dir else None
+            rows = part_encoders(name, folder, cache, args.limit, args.warm)
         else:
             rows = part_llm(name, folder, args.families.split(","), args.llm_limit, args.llm_depth)
         result.setdefault(name, {}).update(rows)
