@@ -90,3 +90,25 @@ def test_cli_train_encoder_on_jsonl_files(tmp_path):
 
 def _find(split, image) -> str:
     return next(it.id for it in split.items if it.image is image).replace("/", "_")
+
+
+@pytest.mark.slow  # Qwen-VL tokenizer from the SmolLM2 GGUF + ViT/LM forwards and backwards
+def test_lora_fine_tuning_of_a_vlm_encoder_merges_and_reloads(qwen_vl_tokenizer_dir, tmp_path):
+    pytest.importorskip("peft")
+    from tests.tiny import tiny_qwen2_vl
+
+    folder = tiny_qwen2_vl(qwen_vl_tokenizer_dir, tmp_path / "qwen2vl")
+    small = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28, "device": "cpu", "progress": False}
+    enc = encoders.load("mm-embed", model=str(folder), **small)
+    train, _ = make_corpus(seed=2, heldout=0.0, size=56, n_colours=1, n_words=1)
+    texts = ["notes on the report", "a picture of a red circle"]
+    before = enc.encode_text(texts, is_query=True)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=5e-3, seed=0, lora={"r": 4, "alpha": 8},
+                      negatives=NegativeConfig(wrong_modality=1, same_modality=1))
+    report = train_encoder(enc, train.items, train.pairs[:12], cfg, out=tmp_path / "ft", progress=False)
+    assert 0 < report["trainable_params"] < report["total_params"] / 10  # LoRA adapters only
+    after = enc.encode_text(texts, is_query=True)
+    assert not np.allclose(before, after, atol=1e-4) and report["history"][0]["loss"] > 0
+    reloaded = encoders.load("mm-embed", model=str(tmp_path / "ft"), **small)  # merged weights, plain model
+    assert not any("lora" in n for n, _ in reloaded.torch_model.named_parameters())
+    np.testing.assert_allclose(reloaded.encode_text(texts, is_query=True), after, atol=1e-4)

@@ -57,10 +57,9 @@ class QwenVLEmbedder(VisionEncoder):
         return self._embed(list(texts), [open_image(i) if i is not None else None for i in images], is_query)
 
     def save_trained(self, out: Any) -> None:
-        model = self.torch_model
-        if hasattr(model, "merge_and_unload"):  # a peft LoRA wrapper: fold the adapters in
-            model = model.merge_and_unload()
-        model.save_pretrained(out, safe_serialization=True)
+        if hasattr(self.torch_model, "merge_and_unload"):  # a peft LoRA wrapper: fold the adapters in
+            self.torch_model = self.torch_model.merge_and_unload()
+        self.torch_model.save_pretrained(out, safe_serialization=True)
         self.processor.save_pretrained(out)
 
     # ------------------------------------------------------------------ running the backbone

@@ -82,6 +82,8 @@ def train_encoder(encoder: Any, items: list[Item], pairs: list[Pair], cfg: Train
         _apply_lora(encoder, cfg.lora)
     model = encoder.torch_model
     params = [p for p in model.parameters() if p.requires_grad]
+    counts = {"trainable_params": sum(p.numel() for p in params),
+              "total_params": sum(p.numel() for p in model.parameters())}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     q_text = [p.query.text for p in pairs]
     q_img = [p.query.image for p in pairs]
@@ -127,7 +129,7 @@ def train_encoder(encoder: Any, items: list[Item], pairs: list[Pair], cfg: Train
             on_epoch(epoch + 1, record)
     bar.close()
     model.eval()
-    report = {"pairs": len(pairs), "items": len(items), "config": asdict(cfg), "history": history,
+    report = {"pairs": len(pairs), "items": len(items), "config": asdict(cfg), "history": history, **counts,
               "seconds": time.perf_counter() - started, "encoder": encoder.identity}
     if out is not None:
         out = Path(out)
