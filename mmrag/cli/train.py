@@ -75,6 +75,8 @@ def train_encoder_cmd(
 
     if min(epochs, batch_size) < 1 or temperature <= 0:
         raise ConfigError("--epochs and --batch-size must be >= 1 and --temperature > 0")
+    if negatives not in ("modality", "random"):
+        raise ConfigError(f"--negatives must be modality or random, got {negatives!r}")
     item_list = load_items(items)
     pair_list = load_pairs(pairs, item_list)
     name, opts = _encoder_spec(config, field, encoder, options)
