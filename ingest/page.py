@@ -81,15 +81,8 @@ def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, 
     classify(units)
 
     tables: list[tuple[BBox, str]] = []
-    if config.tables and is_pdf and vectors:
-        tables = _tables(page, vectors, width, height, transform)
-    if config.tables and segments:
-        from mmrag.ingest.gridtext import find_text_tables
-
-        for box, md in find_text_tables(segments):
-            c = geo.clip(box, width, height)
-            if c and not any(geo.intersection(c, t) > 0.2 * geo.area(c) for t, _ in tables):
-                tables.append((c, md))
+    if config.tables:
+        tables = _tables(page, vectors, segments, width, height, transform, is_pdf)
     if tables:
         units = [u for u in units if not any(geo.inside_share(u.bbox, t) >= 0.6 for t, _ in tables)]
 
@@ -114,18 +107,29 @@ def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, 
     )
 
 
-def _tables(page: Any, vectors: list, width: float, height: float, transform: Callable | None
-            ) -> list[tuple[BBox, str]]:
+def _tables(page: Any, vectors: list, segments: list, width: float, height: float,
+            transform: Callable | None, is_pdf: bool) -> list[tuple[BBox, str]]:
+    """Tables from aligned text (cheap, every page), and from ruling lines with ``find_tables``
+    only where a ruled grid is not already covered by a text-aligned table."""
+    from mmrag.ingest.gridtext import find_text_tables
     from mmrag.ingest.tables import find_tables, table_region
 
-    if table_region(vectors, width, height) is None:  # vectors are already on the displayed page
-        return []
-    out = []
+    text_tables = []
+    for box, md in find_text_tables(segments) if segments else []:
+        c = geo.clip(box, width, height)
+        if c is not None:
+            text_tables.append((c, md))
+    region = table_region(vectors, width, height) if is_pdf and vectors else None  # displayed-page boxes
+    if region is None or sum(geo.intersection(region, t) for t, _ in text_tables) >= 0.7 * geo.area(region):
+        return text_tables
+    ruled = []
     for b, md in find_tables(page, transform):
         c = geo.clip(b, width, height)
         if c is not None:
-            out.append((c, md))
-    return out
+            ruled.append((c, md))
+    # a ruled table has the better cells where both were found
+    return ruled + [(t, md) for t, md in text_tables
+                    if not any(geo.intersection(t, r) > 0.2 * geo.area(t) for r, _ in ruled)]
 
 
 def _needs_ocr(config: "IngestConfig", units: list[Unit], tables: list, regions: list, page_area: float) -> bool:
