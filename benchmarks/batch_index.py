@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=None,
                     help="per-document ingest timeout (default: the preset's); raise it on a loaded machine so "
                          "that A and B do not differ by which documents happened to time out")
-    ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="(smoke tests) other inputs")
+    ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="folders or files to index (default: both corpora)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = ap.parse_args()
     for c in args.inputs:
