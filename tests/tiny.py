@@ -225,3 +225,27 @@ def tiny_qwen2_vl(tok_dir: Path, out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     proc.save_pretrained(out)
     return out
+
+
+def tiny_colpali(smollm2_dir: Path, out: Path, seed: int = 0) -> Path:
+    """Save a tiny random ``ColPaliForRetrieval`` (PaliGemma: 2-layer SigLIP + 2-layer Gemma) and processor."""
+    import torch
+    from transformers import (AutoTokenizer, ColPaliConfig, ColPaliForRetrieval, ColPaliProcessor,
+                              PaliGemmaConfig, SiglipImageProcessor)
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})  # PaliGemma's image placeholder
+    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, projection_dim=64)
+    text = dict(model_type="gemma", vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, pad_token_id=tok.pad_token_id,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    vlm = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                          projection_dim=64)
+    torch.manual_seed(seed)
+    model = ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=32))
+    images = SiglipImageProcessor(size={"height": 32, "width": 32})
+    images.image_seq_length = (32 // 8) ** 2  # one placeholder token per patch
+    ColPaliProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
+    model.save_pretrained(out)
+    return out
