@@ -40,3 +40,52 @@ def test_random_negatives_exclude_positives_and_vary():
     assert all(len(set(n)) == 3 for n in negs)
     cfg = NegativeConfig(kind="random", wrong_modality=1, same_modality=1)
     assert all(len(n) == 2 for n in mine(None, [{0}, {3}], MODS, cfg, rng))
+
+
+class _BagOfWords:
+    """A minimal trainable encoder (hashed bag of words → linear map) to test the loop's schedule."""
+
+    name, dim, device = "bow", 8, "cpu"
+
+    def __init__(self):
+        import torch
+
+        torch.manual_seed(0)
+        self.torch_model = torch.nn.Linear(64, 8, bias=False)
+        self.identity = {"name": self.name}
+
+    def train_embed(self, texts, images, *, is_query=False):
+        import zlib
+
+        import torch
+
+        x = torch.zeros(len(texts), 64)
+        for i, t in enumerate(texts):
+            for w in (t or "").split():
+                x[i, zlib.crc32(w.encode()) % 64] += 1.0
+        return torch.nn.functional.normalize(self.torch_model(x), dim=-1)
+
+    def save_trained(self, out):
+        raise AssertionError("not saved in this test")
+
+
+def test_loop_warms_up_with_random_negatives_then_mines(monkeypatch):
+    import mmrag.train.loop as loop
+    from mmrag.train.data import Item, Pair, Query
+
+    kinds = []
+    real_mine = loop.mine
+
+    def spy(scores, positives, modalities, cfg, rng, positive_of=None):
+        kinds.append((cfg.kind, scores is None))
+        return real_mine(scores, positives, modalities, cfg, rng, positive_of)
+
+    monkeypatch.setattr(loop, "mine", spy)
+    items = [Item(f"t{i}", text=f"topic{i} words here") for i in range(12)]
+    pairs = [Pair(Query(text=f"about topic{i}"), f"t{i}") for i in range(12)]
+    cfg = loop.TrainConfig(epochs=3, batch_size=4, lr=0.05, warmup_epochs=1,
+                           negatives=NegativeConfig(wrong_modality=0, same_modality=2, skip=0, band=3))
+    report = loop.train_encoder(_BagOfWords(), items, pairs, cfg, progress=False)
+    assert kinds == [("random", True), ("modality", False), ("modality", False)]
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]
+    assert report["trainable_params"] == 64 * 8

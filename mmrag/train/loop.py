@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,9 @@ class TrainConfig:
     temperature: float = 0.05
     negatives: NegativeConfig = field(default_factory=NegativeConfig)
     mine_every: int = 1  # re-mine with the current model every N epochs
+    # epochs trained with random negatives before mining starts: hard negatives are only as good
+    # as the model that ranks them (MM-Embed mines with a retriever trained in a first stage)
+    warmup_epochs: int = 0
     lora: dict | None = None  # {"r", "alpha", "dropout", "target_modules"} → peft LoRA adapters
     seed: int = 0
     encode_batch: int = 64  # batch size when embedding the whole corpus for mining
@@ -93,13 +96,14 @@ def train_encoder(encoder: Any, items: list[Item], pairs: list[Pair], cfg: Train
     steps_per_epoch = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
     bar = _bar(cfg.epochs * steps_per_epoch, progress)
     for epoch in range(cfg.epochs):
-        if negatives is None or cfg.negatives.kind == "random" or epoch % cfg.mine_every == 0:
+        kind = "random" if epoch < cfg.warmup_epochs else cfg.negatives.kind
+        if negatives is None or kind == "random" or epoch == cfg.warmup_epochs or epoch % cfg.mine_every == 0:
             model.eval()
             scores = None
-            if cfg.negatives.kind == "modality":
+            if kind == "modality":
                 scores = embed(encoder, q_text, q_img, True, cfg.encode_batch) @ \
                     embed(encoder, i_text, i_img, False, cfg.encode_batch).T
-            negatives = mine(scores, relevant, modalities, cfg.negatives, rng, positives)
+            negatives = mine(scores, relevant, modalities, replace(cfg.negatives, kind=kind), rng, positives)
         model.train()
         if cfg.freeze_batchnorm:
             for m in model.modules():
