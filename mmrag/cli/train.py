@@ -54,6 +54,7 @@ def train_encoder_cmd(
     band: int = typer.Option(10, "--band", help="Width of the right-modality rank band after --skip."),
     top_k: int = typer.Option(100, "--top-k", help="Retrieval depth for mining wrong-modality negatives."),
     epochs: int = typer.Option(3, "--epochs"),
+    warmup_epochs: int = typer.Option(0, "--warmup-epochs", help="Epochs with random negatives before mining starts."),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(1e-4, "--lr"),
     temperature: float = typer.Option(0.05, "--temperature", help="InfoNCE temperature."),
@@ -83,6 +84,7 @@ def train_encoder_cmd(
     opts.setdefault("progress", not quiet)
     enc = encoders.load(name, **opts)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature, seed=seed,
+                      warmup_epochs=warmup_epochs,
                       lora={"r": lora_r, "alpha": 2 * lora_r} if lora_r > 0 else None,
                       negatives=NegativeConfig(kind=negatives, wrong_modality=wrong, same_modality=same,
                                                skip=skip, band=band, top_k=top_k))
