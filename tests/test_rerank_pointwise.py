@@ -301,7 +301,7 @@ def test_evaluate_rerank_end_to_end(tmp_path: Path) -> None:
     qrels = {"q1": {"p2": 2, "p0": 1}, "q2": {"x1": 1}}
     assert res["nDCG@10"] == pytest.approx(evaluate(qrels, first_stage, ["nDCG@10"])["nDCG@10"])
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["nDCG@10"] == res["nDCG@10"]
-    one = evaluate_rerank(tmp_path, reranker="fusion", config=cfg, limit=1, progress=False)
+    one = evaluate_rerank(tmp_path, reranker="fusion", config=cfg, limit=1, out=tmp_path / "o1", progress=False)
     assert one["queries"] == 1 and one["query_ids"] == ["q1"]
 
 
