@@ -139,6 +139,10 @@ def test_corpus_scope_ranks_pages_of_every_document(built: tuple[Path, Path, Pat
     assert m["questions"] == 2
     docs = {line.split()[2].split("#")[0] for line in (out / "run.trec").read_text().splitlines()}
     assert len(docs) > 1
+    again = evaluate_pages(data, config=cfg, scope="corpus", index_dir=ix, out=tmp_path / "again", progress=False,
+                           limit=2, build=False)  # search the index as it is: same ranking
+    assert (tmp_path / "again" / "run.trec").read_text() == (out / "run.trec").read_text()
+    assert again["R@5"] == m["R@5"]
 
 
 def test_missing_dataset_parts_is_a_clear_error(tmp_path: Path) -> None:

@@ -79,11 +79,13 @@ def index_key(documents: Path, cfg: Config) -> str:
 def evaluate_pages(dataset: str | Path, *, config: str | Path | Config | None = None, scope: str = "document",
                    rerank: str | None = None, answer: bool = False, index_dir: str | Path | None = None,
                    limit: int | None = None, out: str | Path | None = None, progress: bool = True,
-                   channels: list[str] | None = None, questions: list[str] | None = None) -> dict:
+                   channels: list[str] | None = None, questions: list[str] | None = None,
+                   build: bool = True) -> dict:
     """Index the dataset's PDFs (or reuse ``index_dir``), rank pages per question, score them.
 
     ``channels`` restricts first-stage search to some fields and/or "bm25" (calibration);
-    ``questions`` restricts the evaluation to these qids (e.g. one half of the documents).
+    ``questions`` restricts the evaluation to these qids (e.g. one half of the documents);
+    ``build=False`` searches ``index_dir`` as it is (questions on documents it lacks score 0).
     Writes ``metrics.json``, ``run.trec``, ``per_query.json`` (and ``answers.jsonl``) to ``out``.
     """
     from tqdm import tqdm
@@ -108,7 +110,7 @@ def evaluate_pages(dataset: str | Path, *, config: str | Path | Config | None = 
 
     rag = RAG.from_config(cfg, index=index_dir)
     t_index = time.perf_counter()
-    report = rag.index([documents], progress=progress)
+    report = rag.index([documents], progress=progress) if build else {"documents": []}
     index_seconds = time.perf_counter() - t_index
     failed = [d for d in report["documents"] if d.get("status") == "error"]
     doc_ids = {Path(d["path"]).name: d["doc_id"] for d in rag.documents()}
