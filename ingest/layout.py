@@ -200,7 +200,7 @@ def figure_regions(images: list[BBox], vectors: list[tuple[BBox, bool]], width: 
     limit = 0.6 * page_area  # page backgrounds are not figures
     paths = {(max(0.0, b[0]), max(0.0, b[1]), min(width, b[2]), min(height, b[3])) for b, _ in vectors}
     paths = [b for b in paths if b[0] <= b[2] and b[1] <= b[3] and (b[2] - b[0]) * (b[3] - b[1]) < limit]
-    for b, n in geo.cluster(paths, 3.0):
+    for b, n in geo.cluster(paths, 6.0):  # parts of one chart lie a few points apart
         if n >= 6 and b[2] - b[0] >= 30 and b[3] - b[1] >= 30 and geo.area(b) >= 0.015 * page_area:
             regions.append(Region(b, "vector"))
     return regions
