@@ -31,12 +31,14 @@ MEASURES = ("R@1", "R@3", "R@5")
 REFERENCE = {"MMDocIR BGE on OCR text (full set)": [35.7, 55.4, 62.7], "issue target": [38.0, 56.0, 64.0]}
 
 # name → (config overrides, channels); None channels = the preset's own search
-SETTINGS: dict[str, tuple[dict, list[str] | None]] = {
-    "bm25 only": ({}, ["bm25"]),
-    "MiniLM only": ({}, ["text"]),
-    "preset (as configured)": ({}, None),
-    "min-max 50/50": ({"index": {"fusion": "minmax", "weights": {}}}, None),
-    "RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None),
+# name → (config overrides, channels, rerank); channels None = the preset's own first stage,
+# rerank None = the preset's reranker, "none" = first stage alone
+SETTINGS: dict[str, tuple[dict, list[str] | None, str | None]] = {
+    "bm25 only": ({}, ["bm25"], "none"),
+    "MiniLM only": ({}, ["text"], "none"),
+    "first stage min-max 50/50": ({"index": {"fusion": "minmax", "weights": {}}}, None, "none"),
+    "first stage RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None, "none"),
+    "preset (first stage + reranker)": ({}, None, None),
 }
 
 
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--config", default="configs/default.yaml")
     ap.add_argument("--dataset", type=Path, default=DATA)
     ap.add_argument("--only", nargs="*", help="run only these setting names")
+    ap.add_argument("--no-build", action="store_true", help="search --index as it is (e.g. a partial build)")
     args = ap.parse_args(argv)
 
     from mmrag.config import load_config
@@ -68,18 +71,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     doc_of = {q["qid"]: q["doc_id"] for q in read_questions(args.dataset / "questions.jsonl")}
     rows = {}
-    build = True  # the first setting builds (or resumes) the index; the others only search it
-    for name, (overrides, channels) in SETTINGS.items():
+    build = not args.no_build  # the first setting builds (or resumes) the index; the others only search it
+    for name, (overrides, channels, rerank) in SETTINGS.items():
         if args.only and name not in args.only:
             continue
         cfg = load_config(args.config, overrides)
         with tempfile.TemporaryDirectory() as out:
             m = evaluate_pages(args.dataset, config=cfg, scope="document", index_dir=args.index, out=out,
-                               progress=build, channels=channels, build=build)
+                               progress=build, channels=channels, build=build, rerank=rerank)
             build = False
             per_query = json.loads((Path(out) / "per_query.json").read_text())
         row = {"all": [100 * m[k] for k in MEASURES], "questions": m["questions"],
-               "ms_per_question": m["ms_per_question"], "channels": channels, "overrides": overrides}
+               "ms_per_question": m["ms_per_question"], "channels": channels, "overrides": overrides,
+               "rerank": rerank}
         for h in (0, 1):
             qids = [q for q in per_query if half_of(doc_of[q]) == h]
             row[f"half{h}"] = [100 * sum(per_query[q][k] for q in qids) / len(qids) for k in MEASURES]

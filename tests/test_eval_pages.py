@@ -10,6 +10,7 @@ import yaml
 
 from mmrag.errors import IndexNotFound
 from mmrag.eval.pages import answer_items, answer_recall, evaluate_pages
+from mmrag.rerankers.base import Reranker
 
 PAGES = {  # file → page texts; each page is about one thing
     "alpha.pdf": ["Glaciers in the Alps lost a tenth of their ice volume in 2022.",
@@ -143,6 +144,34 @@ def test_corpus_scope_ranks_pages_of_every_document(built: tuple[Path, Path, Pat
                            limit=2, build=False)  # search the index as it is: same ranking
     assert (tmp_path / "again" / "run.trec").read_text() == (out / "run.trec").read_text()
     assert again["R@5"] == m["R@5"]
+
+
+class ReverseReranker(Reranker):
+    """Puts the first stage's order upside down: an order no search produces by itself."""
+
+    name = "test-reverse"
+
+    def score(self, query, candidates):
+        return [float(i) for i in range(len(candidates))]
+
+
+def test_the_presets_reranker_applies_unless_rerank_none(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from mmrag.config import load_config
+    from mmrag.rerankers import REGISTRY
+    from mmrag.registry import Backend
+
+    REGISTRY.register(Backend("test-reverse", "tests.test_eval_pages:ReverseReranker", "reverse (tests only)"))
+    data, cfg_path, ix = built
+    cfg = load_config(cfg_path, {"reranker": {"name": "test-reverse"}, "search": {"rerank_depth": 3}})
+
+    def ranking(rerank: str | None, out: str) -> list[str]:
+        m = evaluate_pages(data, config=cfg, index_dir=ix, out=tmp_path / out, progress=False, limit=1,
+                           rerank=rerank, build=False)
+        assert m["rerank"] == (rerank or "test-reverse")
+        return [line.split()[2] for line in (tmp_path / out / "run.trec").read_text().splitlines()]
+
+    first = ranking("none", "first")
+    assert ranking(None, "preset") == first[:3][::-1]  # the preset's reranker saw the top 3
 
 
 def test_missing_dataset_parts_is_a_clear_error(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Dataset layout (MMLongBench-Doc / MMDocIR style): ``documents/*.pdf``, ``questio
 (qid, doc_id = the PDF's file name, question, answer) and ``qrels_pages.tsv`` (query-id,
 ``<file name>#<1-based page>``, grade). The PDFs are indexed with the given preset through the
 same ``RAG`` API the CLI uses; ``--scope document`` ranks only the pages of the question's own
-document (as MMDocIR and MMLongBench-Doc do), ``corpus`` ranks every page. Metrics come from
+document (as MMDocIR and MMLongBench-Doc do), ``corpus`` ranks every page. The preset's
+reranker (if any) reorders the first stage; ``--rerank NAME`` picks another, ``--rerank none``
+measures the first stage alone. Metrics come from
 ir-measures: macro Recall@k = the mean over questions of the share of its evidence pages in the
 top k; hit@k = Success@k. With ``answer`` the configured generator answers from the top
 ``ask.contexts`` pages and the answer-string recall on answerable questions is reported.
@@ -143,7 +145,8 @@ def evaluate_pages(dataset: str | Path, *, config: str | Path | Config | None = 
     metrics: dict[str, Any] = {name: scores[m] for name, m in MEASURES.items()}
     metrics.update(questions=len(judged), seconds=round(seconds, 2),
                    ms_per_question=round(1000 * seconds / max(1, len(run)), 1),
-                   index_seconds=round(index_seconds, 2), scope=scope, rerank=rerank,
+                   index_seconds=round(index_seconds, 2), scope=scope,
+                   rerank=rerank if rerank is not None else (cfg.reranker.name if cfg.reranker else None),
                    documents_failed=len(failed))
     if answers:
         metrics.update(answer_summary(answers))
@@ -158,8 +161,11 @@ def evaluate_pages(dataset: str | Path, *, config: str | Path | Config | None = 
 
 
 def _load_reranker(name: str | None) -> Any:
-    if not name:
+    """None: the config's reranker (if any); "none": no reranking; else a registered name."""
+    if name is None:
         return None
+    if name.lower() in ("none", "off", "false"):
+        return False
     from mmrag import rerankers
 
     return rerankers.load(name)  # once, not per question
