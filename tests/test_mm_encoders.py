@@ -116,3 +116,9 @@ def test_options_and_missing_models_are_user_errors(clip_cfg, tmp_path):
         encoders.load("clip", model=str(tmp_path), device="cpu")  # a folder that is no saved model
     with pytest.raises(ConfigError):
         encoders.load("clip", model="mmrag-tiny-clip", pretrained=None, model_config=str(clip_cfg), dtype="int3")
+
+
+def test_an_already_built_model_and_processor_pair_takes_the_same_path(hf_enc):
+    pair = encoders.load(hf_enc.name, model=(hf_enc.torch_model, hf_enc.processor), progress=False, device="cpu")
+    np.testing.assert_allclose(pair.encode_text(TEXTS), hf_enc.encode_text(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(pair.encode_image(_images()), hf_enc.encode_image(_images()), atol=1e-6)
