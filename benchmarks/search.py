@@ -101,12 +101,15 @@ def synthesize(corpus: list[dict], real_vecs: np.ndarray, n: int, seed: int = 0)
 
 
 def build_synthetic(root: Path, texts: list[str], vecs: np.ndarray, enc, cfg) -> float:
-    """Two chunks per one-page document, vectors given (no encoding)."""
+    """Two chunks per one-page document, vectors given (no encoding), committed every 5000 docs."""
     from mmrag.indexes.index import Index
     from mmrag.types import Chunk, Document, Page
 
+    import dataclasses
+
     t0 = time.perf_counter()
-    with Index.open(root, cfg.fields, cfg.index, write=True, encoder_factory=lambda f: enc) as ix:
+    bulk = dataclasses.replace(cfg.index, commit_docs=5000)  # a bulk load: fewer, larger commits
+    with Index.open(root, cfg.fields, bulk, write=True, encoder_factory=lambda f: enc) as ix:
         for d in range(0, len(texts), 2):
             doc_id = f"s{d // 2}"
             pair = texts[d:d + 2]

@@ -346,10 +346,10 @@ class Index:
         return self._snapshot
 
     def search_pages(self, query: str, k: int, filters: dict | None = None,
-                     channels: list[str] | None = None) -> PageScores:
+                     channels: list[str] | None = None, depth: int | None = None) -> PageScores:
         snap = self.snapshot()
         allowed = self.store.filter_pages(filters) if filters else None
-        return snap.search(query, lambda n: self.encode_query(n, query), k, allowed, channels)
+        return snap.search(query, lambda n: self.encode_query(n, query), k, allowed, channels, depth)
 
     def search(self, query: str, k: int = 10, filters: dict | None = None,
                channels: list[str] | None = None) -> list[Hit]:

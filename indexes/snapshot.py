@@ -166,12 +166,17 @@ class Snapshot:
 
     # --- search ------------------------------------------------------------------------------
     def search(self, query: str, encode: Callable[[str], np.ndarray], k: int,
-               allowed_pages: np.ndarray | None = None, channels: list[str] | None = None) -> PageScores:
-        """Top ``k`` pages: union of each channel's candidates, each scored by every channel, fused."""
+               allowed_pages: np.ndarray | None = None, channels: list[str] | None = None,
+               depth: int | None = None) -> PageScores:
+        """Top ``k`` pages: union of each channel's candidates, each scored by every channel, fused.
+
+        Each channel contributes its best ``depth`` items (default ``index.candidates``, at least
+        ``k``), so the first pages do not change with ``k`` as long as ``k <= depth``.
+        """
         cfg = self.cfg
         names = [n for n in self.fields if channels is None or n in channels]
         use_bm25 = cfg.sparse and self.sparse is not None and (channels is None or BM25 in channels)
-        depth = max(cfg.candidates, 3 * k)
+        depth = max(depth or cfg.candidates, k)
         allowed_chunks = None
         if allowed_pages is not None:
             allowed_pages = np.sort(allowed_pages)
