@@ -7,7 +7,7 @@ Measures pages/s, in one process unless said otherwise:
   table search off and with the default gated table search;
 - pdfplumber ``extract_text`` (the peer);
 - page rendering at 144 DPI: mmrag ``render_page`` (PIL image) vs raw ``get_pixmap(dpi=144)``;
-- ``ingest_many`` with 1 and 2 worker processes (text+layout+tables, OCR off).
+- ``ingest_many`` with 1 and 2 worker processes (text+layout, OCR off; tables with --pool-tables).
 
 Targets from issue 2: mmrag >= 0.8x the raw call, >= 10x pdfplumber, render >= 0.9x raw,
 2 workers >= 1.8x one. Each in-process figure is the best of ``--rounds`` alternating rounds
@@ -107,11 +107,11 @@ def mmrag_render(files, counts):
     return run
 
 
-def pool(files, workers: int):
+def pool(files, workers: int, tables: bool):
     from mmrag.config import IngestConfig
     from mmrag.ingest import ingest_many
 
-    cfg = IngestConfig(ocr="never", timeout_s=600)
+    cfg = IngestConfig(ocr="never", tables=tables, timeout_s=600)
 
     def run():
         return sum(r.document.page_count for r in ingest_many(files, cfg, workers=workers, progress=False)
@@ -123,6 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--plumber-stride", type=int, default=1, help="time pdfplumber on every Nth page only")
+    ap.add_argument("--pool-tables", action="store_true", help="search tables in the worker-pool runs too")
     args = ap.parse_args()
 
     import pymupdf
@@ -149,8 +150,8 @@ def main() -> None:
         "raw_dict_default_flags": raw_dict(files, pymupdf.TEXTFLAGS_DICT),
         "raw_get_text_plain": raw_plain(files),
         "pdfplumber_extract_text": plumber(files, args.plumber_stride),
-        "ingest_many_1_worker": pool(files, 1),
-        "ingest_many_2_workers": pool(files, 2),
+        "ingest_many_1_worker": pool(files, 1, args.pool_tables),
+        "ingest_many_2_workers": pool(files, 2, args.pool_tables),
     }
     for name, fn in once.items():
         secs, n = timed(fn)
@@ -188,7 +189,8 @@ def main() -> None:
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "targets": targets,
         "settings": {"rounds": args.rounds, "plumber_stride": args.plumber_stride, "documents": len(files),
-                     "dpi": 144, "ocr": "never", "raw_flags": flags},
+                     "dpi": 144, "ocr": "never", "raw_flags": flags,
+                     "pool_tables": args.pool_tables},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "versions": versions,
