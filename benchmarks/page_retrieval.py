@@ -38,6 +38,8 @@ SETTINGS: dict[str, tuple[dict, list[str] | None, str | None]] = {
     "MiniLM only": ({}, ["text"], "none"),
     "first stage min-max 50/50": ({"index": {"fusion": "minmax", "weights": {}}}, None, "none"),
     "first stage RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None, "none"),
+    "first stage min-max 70/30 bm25/MiniLM": ({"index": {"fusion": "minmax", "weights": {"bm25": 0.7, "text": 0.3}}},
+                                              None, "none"),
     "preset (first stage + reranker)": ({}, None, None),
 }
 
@@ -70,7 +72,15 @@ def main(argv: list[str] | None = None) -> dict:
     from mmrag.eval.pages import evaluate_pages, read_questions
 
     doc_of = {q["qid"]: q["doc_id"] for q in read_questions(args.dataset / "questions.jsonl")}
-    rows = {}
+    questions = None
+    if args.no_build:  # a partial build: only the questions on documents it holds
+        from mmrag.api import RAG
+
+        held = {Path(d["path"]).name for d in RAG.from_config(args.config, index=args.index).documents()}
+        questions = [q for q, d in doc_of.items() if d in held]
+    rows: dict = {}
+    if args.only and RESULTS.is_file():  # a partial rerun updates the earlier rows
+        rows = json.loads(RESULTS.read_text()).get("settings", {})
     build = not args.no_build  # the first setting builds (or resumes) the index; the others only search it
     for name, (overrides, channels, rerank) in SETTINGS.items():
         if args.only and name not in args.only:
@@ -78,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = load_config(args.config, overrides)
         with tempfile.TemporaryDirectory() as out:
             m = evaluate_pages(args.dataset, config=cfg, scope="document", index_dir=args.index, out=out,
-                               progress=build, channels=channels, build=build, rerank=rerank)
+                               progress=build, channels=channels, build=build, rerank=rerank,
+                               questions=questions)
             build = False
             per_query = json.loads((Path(out) / "per_query.json").read_text())
         row = {"all": [100 * m[k] for k in MEASURES], "questions": m["questions"],
@@ -99,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         "reference": REFERENCE, "preset": args.config,
         "preset_index": cfg.to_dict()["index"], "preset_fields": cfg.to_dict()["fields"],
         "preset_ingest": cfg.to_dict()["ingest"],
-        "split": "documents by SHA-256(file name) % 2", "cpu_count": os.cpu_count(),
+        "split": "documents by SHA-256(file name) % 2",
+        "documents_evaluated": sorted({doc_of[q] for q in questions}) if questions is not None else "all", "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(), "python": sys.version.split()[0], "platform": platform.platform(),
         "versions": versions(),
     }
