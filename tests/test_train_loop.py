@@ -52,6 +52,7 @@ def test_training_beats_the_untrained_model_and_saves_safetensors(tiny_clip, tmp
     assert json.loads((tmp_path / "ft" / "train_report.json").read_text())["pairs"] == len(train.pairs)
 
 
+@pytest.mark.slow  # ~20 s under load: builds and trains a CLIPModel through the CLI
 def test_cli_train_encoder_on_jsonl_files(tmp_path):
     from typer.testing import CliRunner
 
