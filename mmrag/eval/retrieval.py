@@ -1,7 +1,8 @@
 """``mmrag eval retrieval``: index a BEIR corpus with a preset and score its test queries.
 
 Each corpus record becomes a one-page document (title, then text) chunked like any page, so
-the numbers measure the same index and search code the CLI uses. The built index is cached
+the numbers measure the same index and search code the CLI uses. This scores the first stage
+(fused index search); a preset's reranker is measured by ``mmrag eval rerank``. The built index is cached
 under mmrag's cache folder, keyed by the dataset and every setting that shapes the index, so
 ``--mode bm25|dense|hybrid`` runs reuse one build.
 """
