@@ -29,6 +29,29 @@ DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data")
 LIMITS = {"first / rankgpt": 0.5, "icr / rankgpt": 0.4}
 
 
+def summarise(args, queries, seconds, out_tokens, rankgpt_budget) -> dict:
+    """Means, ratios and settings; written after every query so a cut-short run leaves a file."""
+    mean = {k: sum(v) / len(v) for k, v in seconds.items()}
+    ratios = {"first / rankgpt": mean["first"] / mean["rankgpt"], "icr / rankgpt": mean["icr"] / mean["rankgpt"]}
+
+    import torch
+    import transformers
+
+    result = {
+        "model": args.model or "SmolLM2-135M-Instruct (bundled)", "window": args.window,
+        "queries": [q.qid for q in queries][: len(seconds["icr"])], "seconds_per_query": mean, "per_query_seconds": seconds,
+        "ratios": ratios, "limits": LIMITS, "pass": {k: ratios[k] <= LIMITS[k] for k in ratios},
+        "rankgpt_generated_tokens": out_tokens, "rankgpt_max_new_tokens": rankgpt_budget,
+        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    out = ROOT / "benchmarks" / "results" / "rerank_latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="causal LM id or folder (default: bundled SmolLM2)")
@@ -55,24 +78,8 @@ def main() -> None:
             if name == "rankgpt":
                 out_tokens.append(len(r.lm[1](r.last_output, add_special_tokens=False)["input_ids"]))
             print(f"  {q.qid} {name}: {seconds[name][-1]:.2f} s", file=sys.stderr, flush=True)
-    mean = {k: sum(v) / len(v) for k, v in seconds.items()}
-    ratios = {"first / rankgpt": mean["first"] / mean["rankgpt"], "icr / rankgpt": mean["icr"] / mean["rankgpt"]}
-
-    import torch
-    import transformers
-
-    result = {
-        "model": args.model or "SmolLM2-135M-Instruct (bundled)", "window": args.window,
-        "queries": [q.qid for q in queries], "seconds_per_query": mean, "per_query_seconds": seconds,
-        "ratios": ratios, "limits": LIMITS, "pass": {k: ratios[k] <= LIMITS[k] for k in ratios},
-        "rankgpt_generated_tokens": out_tokens, "rankgpt_max_new_tokens": rerankers["rankgpt"].new_tokens(args.window),
-        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-    }
-    out = ROOT / "benchmarks" / "results" / "rerank_latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+        result = summarise(args, queries, seconds, out_tokens, rerankers["rankgpt"].new_tokens(args.window))
+    mean, ratios = result["seconds_per_query"], result["ratios"]
     print(f"{'reranker':<10} {'s/query':>9}")
     for k, v in mean.items():
         print(f"{k:<10} {v:9.2f}")
