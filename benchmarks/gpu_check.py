@@ -86,7 +86,8 @@ def _pages(n: int, dry: bool) -> list:
 def _tiny_encoders(tmp: Path) -> dict[str, dict]:
     """Tiny random stand-ins of each encoder (dry run); same loading code as the real ones."""
     from mmrag.bundled import smollm2_hf_dir
-    from tests.tiny import build_qwen_vl_tokenizer, tiny_colqwen2, tiny_hf_clip, tiny_open_clip_config, tiny_qwen2_vl
+    from tests.tiny import (build_qwen_vl_tokenizer, tiny_colpali, tiny_colqwen2, tiny_hf_clip, tiny_open_clip_config,
+                            tiny_qwen2_vl)
 
     arch = tiny_open_clip_config(tmp / "arch")
     tok = build_qwen_vl_tokenizer(smollm2_hf_dir(), tmp / "tok")
@@ -96,6 +97,7 @@ def _tiny_encoders(tmp: Path) -> dict[str, dict]:
         "clip": {"model": "mmrag-tiny-clip", "pretrained": None, "model_config": str(arch)},
         "siglip": {"model": str(tiny_hf_clip(tmp / "siglip", "siglip"))},
         "colqwen2": {"model": str(tiny_colqwen2(tok, tmp / "colqwen2"))},
+        "colpali": {"model": str(tiny_colpali(smollm2_hf_dir(), tmp / "colpali"))},
         "dse": {"model": str(qwen), "page_size": 224, **small},
         "mm-embed": {"model": str(qwen), **small},
     }
