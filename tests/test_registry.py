@@ -19,7 +19,8 @@ TABLES = {"encoders": encoders.REGISTRY, "rerankers": rerankers.REGISTRY, "gener
 
 @pytest.mark.parametrize("kind", DESIGN_NAMES)
 def test_design_names_registered(kind: str) -> None:
-    assert TABLES[kind].names() == DESIGN_NAMES[kind]
+    # Some tests register cheap "test-*" backends of their own; the shipped table is the rest.
+    assert [n for n in TABLES[kind].names() if not n.startswith("test-")] == DESIGN_NAMES[kind]
 
 
 @pytest.mark.parametrize(
