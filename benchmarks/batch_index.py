@@ -88,7 +88,17 @@ def main() -> None:
                          "that A and B do not differ by which documents happened to time out")
     ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="folders or files to index (default: both corpora)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    ap.add_argument("--recompare", action="store_true",
+                    help="only redo the A/B comparison of the folders in --work and update --out")
     args = ap.parse_args()
+    if args.recompare:
+        from mmrag.cli.batch import compare_contents, index_contents
+
+        result = json.loads(args.out.read_text())
+        result["same_index"] = compare_contents(index_contents(args.work / "A"), index_contents(args.work / "B"))
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["same_index"], indent=2))
+        return
     for c in args.inputs:
         if not c.exists():
             raise SystemExit(f"missing {c}: this benchmark needs ../shared/data (set MMRAG_SHARED_DATA)")

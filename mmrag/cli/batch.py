@@ -215,16 +215,29 @@ def index_contents(index_dir: str | Path) -> dict:
 
 
 def compare_contents(a: dict, b: dict) -> dict:
-    """Same documents, same pages (text and hash), same vector keys, and the largest vector difference."""
+    """Same documents, same pages (text and hash), same vector keys, and the largest vector difference.
+
+    Also says where two builds differ: documents in only one, pages whose extracted text differs,
+    and the largest vector difference over chunks whose page text is identical in both (what the
+    index itself is answerable for, apart from ingestion).
+    """
     import numpy as np
 
     same_keys = all(set(a["vectors"].get(f, {})) == set(b["vectors"].get(f, {}))
                     for f in set(a["vectors"]) | set(b["vectors"]))
-    diff = 0.0
-    if same_keys:
-        for f, va in a["vectors"].items():
-            for key, v in va.items():
-                diff = max(diff, float(np.max(np.abs(v - b["vectors"][f][key]))))
+    only_a = sorted(a["documents"][d][0] for d in set(a["documents"]) - set(b["documents"]))
+    only_b = sorted(b["documents"][d][0] for d in set(b["documents"]) - set(a["documents"]))
+    common = set(a["documents"]) & set(b["documents"])
+    differing = sorted(k for k in a["pages"] if k.split("#")[0] in common and a["pages"][k] != b["pages"].get(k))
+    diff, diff_same_pages = 0.0, 0.0
+    for f, va in a["vectors"].items():
+        vb = b["vectors"].get(f, {})
+        for key, v in va.items():
+            if key in vb:
+                d = float(np.max(np.abs(v - vb[key])))
+                diff = max(diff, d)
+                if "#".join(key.split("#")[:2]) not in differing and key.split("#")[0] in common:
+                    diff_same_pages = max(diff_same_pages, d)
     return {
         "same_documents": a["documents"] == b["documents"],
         "same_pages": a["pages"] == b["pages"],
@@ -232,4 +245,8 @@ def compare_contents(a: dict, b: dict) -> dict:
         "max_abs_vector_diff": diff if same_keys else None,
         "pages": len(a["pages"]),
         "vectors": {f: len(v) for f, v in a["vectors"].items()},
+        "documents_only_in_a": only_a,
+        "documents_only_in_b": only_b,
+        "pages_with_different_text": [f"{a['documents'][k.split('#')[0]][0]}#{k.split('#')[1]}" for k in differing],
+        "max_abs_vector_diff_where_page_text_is_identical": diff_same_pages,
     }
