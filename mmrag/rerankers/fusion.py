@@ -43,6 +43,12 @@ def rrf_scores(scores: np.ndarray, k: int) -> np.ndarray:
     return 1.0 / (k + ranks)
 
 
+# benchmarks/fusion_weights.py on 80 SciFact train queries: (component weights, first-stage weight).
+LEARNED_WEIGHTS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
+    ("bi-encoder", "splade"): ((0.75, 0.2), 0.05),
+}
+
+
 def fuse(columns: Sequence[np.ndarray], weights: Sequence[float], method: str = "weighted",
          how: str = "zscore", rrf_k: int = 60) -> np.ndarray:
     """One fused score per candidate from per-component score columns."""
@@ -72,7 +78,7 @@ class FusionReranker(Reranker):
     name = "fusion"
 
     def __init__(self, rerankers: Sequence[Any] = ("bi-encoder", "splade"), *, method: str = "weighted",
-                 weights: Sequence[float] | None = None, first_stage_weight: float = 0.0,
+                 weights: Sequence[float] | None = None, first_stage_weight: float | None = None,
                  normalize: str = "zscore", rrf_k: int = 60):
         from mmrag.rerankers import load
 
@@ -83,7 +89,14 @@ class FusionReranker(Reranker):
         specs = [_component(s) for s in rerankers]
         if any(n == "fusion" for n, _ in specs):
             raise ConfigError("fusion cannot contain another fusion")
-        weights = list(weights) if weights is not None else [1.0] * len(specs)
+        # Unset weights: the ones learned on SciFact train for the default pair (so `--rerank
+        # fusion` is the measured best CPU fusion), equal weights for any other combination.
+        learned = LEARNED_WEIGHTS.get(tuple(n for n, o in specs if not o))
+        if weights is None:
+            weights = learned[0] if learned and len(specs) == len(learned[0]) else [1.0] * len(specs)
+        if first_stage_weight is None:
+            first_stage_weight = learned[1] if learned and len(specs) == len(learned[0]) else 0.0
+        weights = list(weights)
         if len(weights) != len(specs):
             raise ConfigError(f"fusion has {len(specs)} rerankers but {len(weights)} weights")
         if not specs and first_stage_weight == 0:
