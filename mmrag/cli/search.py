@@ -35,12 +35,6 @@ def parse_filters(items: List[str]) -> dict | None:
     return filters or None
 
 
-def _rag(config: str, index_dir: Path):
-    from mmrag.api import RAG
-
-    return RAG.from_config(config, index=index_dir)
-
-
 @app.command("search")
 @handle_errors
 def search_cmd(
