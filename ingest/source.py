@@ -114,10 +114,9 @@ def read_source(source: str | Path | bytes, config: "IngestConfig", name: str | 
 
 def cache_dir() -> Path:
     """Where bytes given to the API are kept so their pages can be rendered later."""
-    root = os.environ.get("MMRAG_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmrag"
-    )
-    return Path(root) / "blobs"
+    from mmrag.bundled import cache_dir as mmrag_cache
+
+    return mmrag_cache() / "blobs"
 
 
 def persist_bytes(src: Source) -> Path:

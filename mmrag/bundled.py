@@ -16,8 +16,12 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def cache_dir() -> Path:
-    """mmrag's own cache (converted models); ``MMRAG_CACHE`` overrides ~/.cache/mmrag."""
-    return Path(os.environ.get("MMRAG_CACHE", Path.home() / ".cache" / "mmrag"))
+    """mmrag's own cache (converted models, ingested bytes): ``MMRAG_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/mmrag``, else ~/.cache/mmrag."""
+    root = os.environ.get("MMRAG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmrag"
+    )
+    return Path(root)
 
 
 def _package_dir(module: str, pip_cmd: str) -> Path:

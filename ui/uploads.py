@@ -14,31 +14,13 @@ import unicodedata
 from pathlib import Path
 
 from mmrag.errors import UploadRejected
+from mmrag.ingest.source import sniff  # the same magic-byte check ingestion uses
 
 UPLOAD_DIR = "uploads"  # sub-folder of the index folder that holds uploaded originals
 
-# What each allowed suffix must look like inside. A PDF's header may follow up to 1 KiB of
-# junk (the PDF spec tolerates it, and so do PyMuPDF and every viewer).
-_SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "pdf": (b"%PDF-",),
-    "png": (b"\x89PNG\r\n\x1a\n",),
-    "jpeg": (b"\xff\xd8\xff",),
-    "tiff": (b"II*\x00", b"MM\x00*"),
-}
 _SUFFIX_KIND = {"pdf": "pdf", "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "tif": "tiff", "tiff": "tiff"}
 _MAX_NAME = 120
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def sniff(data: bytes) -> str | None:
-    """The kind of file ``data`` is by its leading bytes: pdf, png, jpeg, tiff, or None."""
-    for kind, sigs in _SIGNATURES.items():
-        if kind == "pdf":
-            if b"%PDF-" in data[:1024]:
-                return kind
-        elif any(data.startswith(s) for s in sigs):
-            return kind
-    return None
 
 
 def safe_name(name: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from mmrag.encoders.base import Encoder, l2_normalise
 from mmrag.errors import ConfigError, ModelNotFound, QueryError
+from mmrag.vlm import resolve_device
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -24,15 +25,6 @@ if TYPE_CHECKING:
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → cuda when torch sees a GPU, else cpu."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
