@@ -36,13 +36,17 @@ def touches(a: BBox, b: BBox, tol: float = 0.0) -> bool:
 
 
 def merge(a: BBox, b: BBox) -> BBox:
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+    # conditional expressions: several times cheaper than min()/max() calls on this hot path
+    return (a[0] if a[0] < b[0] else b[0], a[1] if a[1] < b[1] else b[1],
+            a[2] if a[2] > b[2] else b[2], a[3] if a[3] > b[3] else b[3])
 
 
 def clip(b: BBox, width: float, height: float) -> BBox | None:
     """``b`` cut to the page; None when nothing is left."""
-    x0, y0 = max(0.0, b[0]), max(0.0, b[1])
-    x1, y1 = min(width, b[2]), min(height, b[3])
+    x0 = b[0] if b[0] > 0.0 else 0.0
+    y0 = b[1] if b[1] > 0.0 else 0.0
+    x1 = b[2] if b[2] < width else width
+    y1 = b[3] if b[3] < height else height
     if x1 < x0 or y1 < y0:
         return None
     return (x0, y0, x1, y1)

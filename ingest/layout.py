@@ -58,14 +58,17 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[tuple[BBox, bool]], list]:
+def units_from_dict(page_dict: dict, transform=None, segments: bool = True
+                    ) -> tuple[list[Unit], list[tuple[BBox, bool]], list]:
     """Text units, vector paths ``(bbox, is_rect)`` and line segments ``(bbox, text)`` (a line
     cut at wide gaps, for tables without rules) from ``get_text("dict")`` output.
 
-    ``transform`` maps an unrotated box to the displayed page (for rotated pages).
+    ``transform`` maps an unrotated box to the displayed page (for rotated pages). Segments are
+    only collected when ``segments`` is true (table search is on).
     """
     from mmrag.ingest.gridtext import split_line
 
+    want_segments = segments
     units: list[Unit] = []
     vectors: list[tuple[BBox, bool]] = []
     segments: list = []
@@ -80,7 +83,6 @@ def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[t
         cur: Unit | None = None
         for line in block["lines"]:
             spans = line["spans"]
-            lb = line["bbox"]
             if len(spans) == 1:  # the common case, kept cheap
                 span = spans[0]
                 text = span["text"].strip()
@@ -88,26 +90,26 @@ def units_from_dict(page_dict: dict, transform=None) -> tuple[list[Unit], list[t
                     continue
                 size = round(span["size"], 1)
                 bold = bool(span["flags"] & BOLD)
-                box = transform(lb) if transform else (lb[0], lb[1], lb[2], lb[3])
-                if line["dir"][1] == 0:
-                    segments.append((box, text))
+                if want_segments and line["dir"][1] == 0:
+                    segments.append((transform(line["bbox"]) if transform else line["bbox"], text))
             else:
                 text = "".join(s["text"] for s in spans).strip()
                 if not text:
                     continue
-                if line["dir"][1] == 0:  # horizontal text only: table cells
+                if want_segments and line["dir"][1] == 0:  # horizontal text only: table cells
                     segments.extend(split_line(spans, transform))
                 main = max(spans, key=lambda s: len(s["text"]))
                 size = round(main["size"], 1)
                 bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
-                box = transform(lb) if transform else (lb[0], lb[1], lb[2], lb[3])
+            box = transform(line["bbox"]) if transform else line["bbox"]
             if cur is not None and bold == cur.bold and abs(size - cur.size) <= 0.1 * cur.size:
                 cur.lines.append(text)
-                cb = cur.bbox
-                cur.bbox = (min(cb[0], box[0]), min(cb[1], box[1]), max(cb[2], box[2]), max(cb[3], box[3]))
+                x0, y0, x1, y1 = cur.bbox
+                cur.bbox = (x0 if x0 < box[0] else box[0], y0 if y0 < box[1] else box[1],
+                            x1 if x1 > box[2] else box[2], y1 if y1 > box[3] else box[3])
                 cur.chars += len(text)
             else:
-                cur = Unit(bbox=box, lines=[text], size=size, bold=bold, chars=len(text))
+                cur = Unit(bbox=tuple(box), lines=[text], size=size, bold=bold, chars=len(text))
                 units.append(cur)
     return units, vectors, segments
 
@@ -161,11 +163,13 @@ def classify(units: list[Unit]) -> None:
         if u.kind != "text":
             continue
         text = u.lines[0]
-        words = sum(len(line.split()) for line in u.lines)
-        if CAPTION_RE.match(text) or (SOURCE_RE.match(text) and words <= 80):
+        if CAPTION_RE.match(text) or (SOURCE_RE.match(text) and sum(len(ln.split()) for ln in u.lines) <= 80):
             u.kind = "caption"
             continue
-        if len(u.lines) > 3 or words > 30 or words == 0 or not any(ch.isalpha() for ch in u.text):
+        if len(u.lines) > 3:  # long paragraphs are never titles: skip the word count
+            continue
+        words = sum(len(line.split()) for line in u.lines)
+        if words > 30 or words == 0 or not any(ch.isalpha() for ch in u.text):
             continue
         larger = body > 0 and u.size >= 1.15 * body
         bold_heading = u.bold and u.size >= 0.95 * body and len(u.lines) <= 2 and words <= 15 \

@@ -194,6 +194,26 @@ def test_rotated_page_boxes_match_the_rendered_image():
     assert min(outside) > 200  # and nowhere else
 
 
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_image_pass_matches_the_public_bboxlog_on_rotated_pages(rotation):
+    """The image-only device must give the boxes PyMuPDF's bbox log gives, mapped to the display."""
+    from mmrag.ingest.page import IMAGE_OPS, _drawn_images, _transform
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=400, height=600)
+    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 100, 80), False)
+    pix.clear_with(90)
+    page.insert_image(pymupdf.Rect(50, 60, 250, 220), pixmap=pix)
+    page.insert_image(pymupdf.Rect(20, 400, 120, 480), pixmap=pix)
+    page.set_rotation(rotation)
+    t = _transform(page)
+    expected = [t(b) if t else tuple(b) for op, b in page.get_bboxlog() if op in IMAGE_OPS]
+    got = _drawn_images(page)
+    assert len(got) == len(expected) == 2
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e, abs=0.01)
+
+
 def test_empty_page_has_no_blocks_and_no_error():
     doc = pymupdf.open()
     doc.new_page()
