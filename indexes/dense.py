@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 IVF_MIN_POINTS_PER_LIST = 39  # FAISS's own guidance for k-means training
 IVF_MIN_VECTORS = 10_000  # below this a flat scan is faster and exact
+AUTO_HNSW_MIN_VECTORS = 20_000  # "auto": exact flat scans below this, HNSW graphs from here on
 
 
 def _faiss():
@@ -35,9 +36,7 @@ def build_segment(parent: Path, name: str, field: str, ids: np.ndarray, vectors:
     order = np.argsort(ids, kind="stable")
     ids = np.ascontiguousarray(ids[order], dtype=np.int64)
     vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
-    kind = cfg.dense
-    if kind == "ivfpq" and len(ids) < IVF_MIN_VECTORS:
-        kind = "flat"
+    kind = segment_kind(cfg.dense, len(ids))
     tmp = new_tmp_dir(parent, name)
     np.save(tmp / "ids.npy", ids, allow_pickle=False)
     np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
@@ -50,6 +49,20 @@ def build_segment(parent: Path, name: str, field: str, ids: np.ndarray, vectors:
     (tmp / "meta.json").write_text(json.dumps({"field": field, "kind": kind, "dim": int(vectors.shape[1]),
                                                "count": int(len(ids))}))
     return publish_dir(tmp, parent / name), kind
+
+
+def segment_kind(dense: str, n: int) -> str:
+    """The FAISS kind one segment of ``n`` vectors gets under ``index.dense``.
+
+    ``auto`` scans small segments exactly and gives large ones an HNSW graph: a flat scan of
+    100k 384-d vectors reads 150 MB per query (about 15 ms here), a graph a few hundred rows.
+    Candidates are rescored exactly afterwards, so the graph only decides who is considered.
+    """
+    if dense == "auto":
+        return "hnsw" if n >= AUTO_HNSW_MIN_VECTORS else "flat"
+    if dense == "ivfpq" and n < IVF_MIN_VECTORS:
+        return "flat"
+    return dense
 
 
 def _make_index(kind: str, dim: int, n: int, cfg: IndexConfig):

@@ -82,6 +82,7 @@ class Snapshot:
             seg = MultiVectorSegment(path) if s["kind"] == "multivector" else DenseSegment(path, cfg)
             self.segments.setdefault(s["field"], []).append(seg)
         self.sparse = SparseState(root / BM25_DIR / bm25_name) if bm25_name else None
+        self._dead_rows: dict[int, int] = {}
 
     # --- helpers -----------------------------------------------------------------------------
     def live_ids(self, name: str) -> np.ndarray:
@@ -104,6 +105,13 @@ class Snapshot:
         pos = np.minimum(np.searchsorted(self.chunk_ids, chunk_ids), max(len(self.chunk_ids) - 1, 0))
         return self.chunk_pages[pos]
 
+    def _dead(self, seg: DenseSegment, live: np.ndarray) -> int:
+        """How many of a segment's rows are deleted in this snapshot (fixed until the next commit)."""
+        key = id(seg)
+        if key not in self._dead_rows:
+            self._dead_rows[key] = len(seg) - int(_live_in(seg.ids, live).sum())
+        return self._dead_rows[key]
+
     # --- per-channel retrieval and exact scoring ----------------------------------------------
     def _dense_candidates(self, name: str, q: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
         live = self.live_ids(name)
@@ -116,8 +124,7 @@ class Snapshot:
                     ids_all.append(np.asarray(ids, np.int64))
                     scores_all.append(np.asarray(scores, np.float32))
             elif allowed is None:
-                dead = len(seg) - int(_live_in(seg.ids, live).sum())
-                ids, scores = seg.search(q, depth + dead)
+                ids, scores = seg.search(q, depth + self._dead(seg, live))
                 keep = _live_in(ids, live)
                 ids_all.append(ids[keep])
                 scores_all.append(scores[keep])

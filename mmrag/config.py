@@ -57,7 +57,7 @@ class FieldConfig:
 
 @dataclass
 class IndexConfig:
-    dense: str = "flat"  # flat | hnsw | ivfpq
+    dense: str = "flat"  # flat | hnsw | ivfpq | auto (flat below 20k vectors per segment, HNSW above)
     hnsw_m: int = 32
     ivf_nlist: int = 1024
     pq_m: int = 16
@@ -164,7 +164,7 @@ def from_dict(data: dict | None, source: str | None = None) -> Config:
 def _validate(cfg: Config) -> None:
     checks = [
         (cfg.ingest.ocr in ("auto", "always", "never"), "ingest.ocr must be auto, always or never"),
-        (cfg.index.dense in ("flat", "hnsw", "ivfpq"), "index.dense must be flat, hnsw or ivfpq"),
+        (cfg.index.dense in ("flat", "hnsw", "ivfpq", "auto"), "index.dense must be flat, hnsw, ivfpq or auto"),
         (cfg.index.fusion in ("minmax", "rrf"), "index.fusion must be minmax or rrf"),
         (cfg.index.device in ("cpu", "gpu", "auto"), "index.device must be cpu, gpu or auto"),
         (cfg.index.page_score in ("max", "sum"), "index.page_score must be max or sum"),

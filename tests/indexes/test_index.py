@@ -118,6 +118,39 @@ def test_hnsw_and_rrf_settings(tmp_path, docs):
     assert [h.page_id for h in ix.search("charlie echo", k=3)] == [h.page_id for h in flat.search("charlie echo", k=3)]
 
 
+def test_auto_dense_scans_small_segments_and_graphs_large_ones(tmp_path, docs, monkeypatch):
+    import mmrag.indexes.dense as dense
+
+    assert dense.segment_kind("auto", dense.AUTO_HNSW_MIN_VECTORS - 1) == "flat"
+    assert dense.segment_kind("auto", dense.AUTO_HNSW_MIN_VECTORS) == "hnsw"
+    assert dense.segment_kind("ivfpq", 10) == "flat" and dense.segment_kind("hnsw", 10) == "hnsw"
+    monkeypatch.setattr(dense, "AUTO_HNSW_MIN_VECTORS", 20)  # 12 docs x 4 chunks: first segment small
+    ix = build(tmp_path / "ix", docs[:2], cfg=IndexConfig(dense="auto"), commit_each=True)
+    kinds = sorted(s["kind"] for s in ix.store.segments())
+    big = build(tmp_path / "big", docs, cfg=IndexConfig(dense="auto"))
+    assert kinds == ["flat", "flat"] and [s["kind"] for s in big.store.segments()] == ["hnsw"]
+    q = "bravo delta appendix"
+    want = brute_force_dense(docs, q)
+    hits = big.search(q, k=5, channels=["text"])
+    assert hits[0].score == pytest.approx(max(want.values()), abs=1e-5)
+
+
+def test_deleted_rows_do_not_crowd_out_live_candidates(tmp_path, docs):
+    """A segment search asks for depth + the rows deleted since, so k live pages still come back."""
+    cfg = IndexConfig(candidates=4)
+    ix = build(tmp_path / "ix", docs, cfg=cfg)
+    q = "bravo delta appendix"
+    everything = [(h.doc_id, round(h.score, 5)) for h in ix.search(q, k=24, channels=["text"])]
+    top = [h.doc_id for h in ix.search(q, k=4, channels=["text"])]
+    gone = list(dict.fromkeys(top[:3]))
+    with Index.open(tmp_path / "ix", hash_fields(), cfg, write=True) as w:
+        w.delete(gone)
+    after = [(h.doc_id, round(h.score, 5)) for h in ix.search(q, k=4, channels=["text"])]
+    assert len(after) == 4 and not {d for d, _ in after} & set(gone)
+    # the same scores as the best live pages before the delete (ties may swap pages)
+    assert [s for _, s in after] == [s for d, s in everything if d not in gone][:4]
+
+
 def test_manifest_records_identity_counts_and_checksums(tmp_path, docs):
     ix = build(tmp_path / "ix", docs)
     m = json.loads((tmp_path / "ix" / "manifest.json").read_text())
