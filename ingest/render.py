@@ -67,6 +67,7 @@ def to_pil(pix: Any) -> "Image":
         import pymupdf
 
         pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+    # for RGB, PIL decodes the buffer into memory of its own: the image outlives the pixmap
     return Image.frombuffer("RGB", (pix.width, pix.height), pix.samples_mv, "raw", "RGB", pix.stride, 1)
 
 
@@ -78,5 +79,4 @@ def render_page(path: str | Path, page_number: int, dpi: int | None = None) -> "
         if not 1 <= page_number <= doc.page_count:
             raise DocumentError(f"page {page_number} does not exist (the document has {doc.page_count})",
                                 path=str(path))
-        img = to_pil(pixmap(doc.load_page(page_number - 1), dpi))
-        return img.copy()  # detach from the pixmap's buffer
+        return to_pil(pixmap(doc.load_page(page_number - 1), dpi))

@@ -249,4 +249,13 @@ def compare_contents(a: dict, b: dict) -> dict:
         "documents_only_in_b": only_b,
         "pages_with_different_text": [f"{a['documents'][k.split('#')[0]][0]}#{k.split('#')[1]}" for k in differing],
         "max_abs_vector_diff_where_page_text_is_identical": diff_same_pages,
+        "page_text_differences": [_first_difference(k, a, b) for k in differing[:20]],
     }
+
+
+def _first_difference(key: str, a: dict, b: dict) -> dict:
+    """Where one page's text first differs between two builds, with a little context each side."""
+    ta, tb = a["pages"][key][1], (b["pages"].get(key) or ("", ""))[1]
+    i = next((n for n, (x, y) in enumerate(zip(ta, tb)) if x != y), min(len(ta), len(tb)))
+    return {"page": f"{a['documents'][key.split('#')[0]][0]}#{key.split('#')[1]}", "chars_a": len(ta),
+            "chars_b": len(tb), "at": i, "a": ta[max(0, i - 40):i + 80], "b": tb[max(0, i - 40):i + 80]}
