@@ -43,9 +43,10 @@ def rrf_scores(scores: np.ndarray, k: int) -> np.ndarray:
     return 1.0 / (k + ranks)
 
 
-# benchmarks/fusion_weights.py on 80 SciFact train queries: (component weights, first-stage weight).
+# benchmarks/fusion_weights.py on all 809 SciFact train queries, BM25 top-100 (nDCG@10 0.746 there):
+# (component weights, first-stage weight).
 LEARNED_WEIGHTS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
-    ("bi-encoder", "splade"): ((0.75, 0.2), 0.05),
+    ("bi-encoder", "splade"): ((0.55, 0.2), 0.25),
 }
 
 
