@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, page_id INTEGER NOT NULL, chunk_id TEXT NOT NULL, text TEXT NOT NULL,
     bbox TEXT, kinds TEXT NOT NULL DEFAULT '', terms TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_page ON chunks(page_id);
+CREATE TABLE IF NOT EXISTS page_terms (page_id INTEGER PRIMARY KEY, terms TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (
     name TEXT PRIMARY KEY, field TEXT NOT NULL, count INTEGER NOT NULL, kind TEXT NOT NULL,
     checksums TEXT NOT NULL);
@@ -106,7 +107,7 @@ class DocStore:
 
     # --- documents ---------------------------------------------------------------------------
     def add_document(self, doc: Document, pages: list[Page], chunks: list[Chunk], terms: list[str],
-                     file_sha256: str | None) -> tuple[np.ndarray, np.ndarray]:
+                     file_sha256: str | None, page_terms: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Insert one document; returns (page ids, chunk ids) in the order given."""
         page_ids = self.allocate("next_page_id", len(pages))
         chunk_ids = self.allocate("next_chunk_id", len(chunks))
@@ -128,6 +129,9 @@ class DocStore:
             [(int(cid), by_number[c.page_number], c.chunk_id, c.text,
               json.dumps(list(c.bbox)) if c.bbox else None, ",".join(c.kinds), t)
              for cid, c, t in zip(chunk_ids, chunks, terms)])
+        if page_terms is not None:
+            self.con.executemany("INSERT INTO page_terms VALUES (?, ?)",
+                                 [(int(pid), t) for pid, t in zip(page_ids, page_terms)])
         return page_ids, chunk_ids
 
     def delete_document(self, doc_id: str) -> bool:
@@ -135,6 +139,7 @@ class DocStore:
         if not cur.rowcount:
             return False
         self.con.execute("DELETE FROM chunks WHERE page_id IN (SELECT id FROM pages WHERE doc_id=?)", (doc_id,))
+        self.con.execute("DELETE FROM page_terms WHERE page_id IN (SELECT id FROM pages WHERE doc_id=?)", (doc_id,))
         self.con.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
         return True
 
@@ -196,6 +201,10 @@ class DocStore:
 
     def iter_terms(self) -> Iterator[tuple[int, str]]:
         yield from self.con.execute("SELECT id, terms FROM chunks ORDER BY id")
+
+    def iter_page_terms(self) -> Iterator[tuple[int, str]]:
+        """Page ids and stemmed page texts (pages added before the page BM25 was on have none)."""
+        yield from self.con.execute("SELECT page_id, terms FROM page_terms ORDER BY page_id")
 
     def first_chunks(self, page_ids: Iterable[int]) -> dict[int, int]:
         """The first chunk id of each page (the snippet when no chunk field scored it)."""

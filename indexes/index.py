@@ -48,6 +48,7 @@ class _Pending:
     terms: list[str]
     file_sha256: str | None
     vectors: dict[str, Any] | None  # precomputed vectors by field (benchmarks, tests)
+    page_terms: list[str] | None = None  # stemmed page texts, for the page-level BM25
 
 
 class Index:
@@ -151,8 +152,9 @@ class Index:
         """
         self._require_writer()
         self._pending = [p for p in self._pending if p.doc.doc_id != doc.doc_id and p.doc.path != doc.path]
-        terms = [" ".join(t) for t in sparse.tokenize([c.text for c in chunks])] if self.cfg.sparse else [""] * len(chunks)
-        self._pending.append(_Pending(doc, pages, chunks, terms, file_sha256, vectors))
+        terms = [" ".join(t) for t in sparse.tokenize([c.index_text for c in chunks])] if self.cfg.sparse else [""] * len(chunks)
+        page_terms = [" ".join(t) for t in sparse.tokenize([p.text for p in pages])] if self.cfg.page_bm25 else None
+        self._pending.append(_Pending(doc, pages, chunks, terms, file_sha256, vectors, page_terms))
         if self.commit_due():
             self.commit()
 
@@ -202,7 +204,8 @@ class Index:
                 store.delete_document(doc_id)
             ids: dict[str, list[np.ndarray]] = {f.name: [] for f in self.fields}
             for p in self._pending:
-                page_ids, chunk_ids = store.add_document(p.doc, p.pages, p.chunks, p.terms, p.file_sha256)
+                page_ids, chunk_ids = store.add_document(p.doc, p.pages, p.chunks, p.terms, p.file_sha256,
+                                                         page_terms=p.page_terms)
                 for f in self.fields:
                     ids[f.name].append(chunk_ids if f.input == "chunks" else page_ids)
             for f in self.fields:
@@ -215,6 +218,11 @@ class Index:
                 created.append(sparse.build(self.root / BM25_DIR, name, store.iter_terms(),
                                             self.cfg.bm25_k1, self.cfg.bm25_b))
                 store.set_meta("bm25", name)
+            if self.cfg.page_bm25:
+                name = unique_name("bm25-pages", number)
+                created.append(sparse.build(self.root / BM25_DIR, name, store.iter_page_terms(),
+                                            self.cfg.bm25_k1, self.cfg.bm25_b))
+                store.set_meta("bm25_pages", name)
             store.set_meta("commit", number)
             store.commit()
         except BaseException:
@@ -245,7 +253,7 @@ class Index:
                 out[f.name] = [np.asarray(v) for g in given for v in g]
                 continue
             if f.input == "chunks":
-                texts = [c.text for p in self._pending for c in p.chunks]
+                texts = [c.index_text for p in self._pending for c in p.chunks]
                 vecs = _batched(lambda b: enc.encode_text(b), texts, 256, progress, f"encode {f.name}")
             else:
                 pages = [pg for p in self._pending for pg in p.pages]
@@ -313,12 +321,17 @@ class Index:
         m["sparse"]["folder"] = self.store.get_meta("bm25")
         if m["sparse"]["folder"]:
             m["sparse"]["checksums"] = dir_checksums(self.root / BM25_DIR / m["sparse"]["folder"])
+        pages_folder = self.store.get_meta("bm25_pages")
+        if pages_folder:
+            m["sparse"]["pages_folder"] = pages_folder
+            m["sparse"]["pages_checksums"] = dir_checksums(self.root / BM25_DIR / pages_folder)
         m["counts"] = self.store.counts()
         mf.write_manifest(self.root, m)
 
     def _collect_garbage(self) -> None:
         """Remove folders no commit refers to (left by a killed writer, or replaced)."""
-        keep = {s["name"] for s in self.store.segments()} | {self.store.get_meta("bm25")}
+        keep = {s["name"] for s in self.store.segments()} | {self.store.get_meta("bm25"),
+                                                             self.store.get_meta("bm25_pages")}
         for parent in (self.root / SEGMENTS, self.root / BM25_DIR):
             if parent.is_dir():
                 for p in parent.iterdir():
@@ -389,6 +402,9 @@ class Index:
         bm25 = self.store.get_meta("bm25")
         if bm25 and self.manifest.get("sparse", {}).get("folder") == bm25:
             problems += _compare(self.root / BM25_DIR / bm25, self.manifest["sparse"].get("checksums", {}))
+        pages = self.store.get_meta("bm25_pages")
+        if pages and self.manifest.get("sparse", {}).get("pages_folder") == pages:
+            problems += _compare(self.root / BM25_DIR / pages, self.manifest["sparse"].get("pages_checksums", {}))
         return problems
 
 

@@ -21,6 +21,7 @@ from mmrag.indexes.layout import BM25_DIR, SEGMENTS
 from mmrag.indexes.sparse import SparseState
 
 BM25 = "bm25"
+BM25_PAGES = "bm25-page"  # BM25 over whole page texts (index.page_bm25)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Snapshot:
         try:
             self.commit = int(store.get_meta("commit", 0))
             bm25_name = store.get_meta("bm25")
+            pages_name = store.get_meta("bm25_pages") if cfg.page_bm25 else None
             segs = store.segments()
             self.chunk_ids, self.chunk_pages = store.chunk_page_map()
             self.page_ids = store.page_ids()
@@ -82,6 +84,7 @@ class Snapshot:
             seg = MultiVectorSegment(path) if s["kind"] == "multivector" else DenseSegment(path, cfg)
             self.segments.setdefault(s["field"], []).append(seg)
         self.sparse = SparseState(root / BM25_DIR / bm25_name) if bm25_name else None
+        self.sparse_pages = SparseState(root / BM25_DIR / pages_name) if pages_name else None
         self._dead_rows: dict[int, int] = {}
 
     # --- helpers -----------------------------------------------------------------------------
@@ -158,8 +161,9 @@ class Snapshot:
                 out[found] = seg.vectors_of(rows[found]) @ q.reshape(-1)
         return out
 
-    def _bm25_candidates(self, full: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
-        ids = self.sparse.chunk_ids
+    def _bm25_candidates(self, full: np.ndarray, depth: int, allowed: np.ndarray | None,
+                         state: SparseState | None = None) -> np.ndarray:
+        ids = (state or self.sparse).chunk_ids
         scores = full
         if allowed is not None:
             keep = _live_in(ids, allowed)
@@ -201,6 +205,10 @@ class Snapshot:
             bm25_full = self.sparse.scores(query)
             ids = self._bm25_candidates(bm25_full, depth, allowed_chunks)
             cand_pages.append(self.pages_of(ids))
+        page_bm25_full = None
+        if self.sparse_pages is not None and (channels is None or BM25_PAGES in channels):
+            page_bm25_full = self.sparse_pages.scores(query)
+            cand_pages.append(self._bm25_candidates(page_bm25_full, depth, allowed_pages, self.sparse_pages))
         pages = np.unique(np.concatenate(cand_pages)) if cand_pages else np.zeros(0, np.int64)
         if allowed_pages is not None:
             pages = pages[_live_in(pages, allowed_pages)]
@@ -217,6 +225,9 @@ class Snapshot:
         if bm25_full is not None:
             rows, found = self.sparse.rows_of(chunks)
             chunk_ch[BM25] = np.where(found, bm25_full[rows] if len(rows) else 0.0, np.nan)
+        if page_bm25_full is not None:
+            rows, found = self.sparse_pages.rows_of(pages)
+            page_ch[BM25_PAGES] = np.where(found, page_bm25_full[rows] if len(rows) else 0.0, 0.0)
         fused_chunks = None
         if chunk_ch and len(chunks):
             chunk_ch = {n: _fill(s) for n, s in chunk_ch.items()}

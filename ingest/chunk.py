@@ -1,8 +1,11 @@
 """Retrieval passages: about ``words`` words of whole blocks, never crossing a page.
 
 A title starts a new passage and stays with the text after it, so a heading is retrieved
-together with its section. A block longer than a passage is cut at line, then sentence, then
-word boundaries; a long table is cut between rows and each piece repeats the header rows.
+together with its section. A passage that does not start with a title carries the last title
+before it (on its page or an earlier one) as ``heading``: retrieval indexes ``heading + text``,
+so a table or paragraph deep in a section still matches the section's name. A block longer than
+a passage is cut at line, then sentence, then word boundaries; a long table is cut between rows
+and each piece repeats the header rows.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import re
 from mmrag.types import BBox, Block, Chunk, Page, union_bbox
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+HEADING_CHARS = (3, 150)  # a title outside this length is a label or a paragraph set in bold
 
 
 def chunk_pages(pages: list[Page], words: int = 200) -> list[Chunk]:
@@ -19,28 +23,39 @@ def chunk_pages(pages: list[Page], words: int = 200) -> list[Chunk]:
     if words < 1:
         raise ValueError("words must be positive")
     chunks: list[Chunk] = []
+    heading = ""  # carried across the pages of one document
     for page in pages:
         if page.error:
             continue
         blocks = page.blocks or ([Block(text=page.text, bbox=(0, 0, page.width, page.height))] if page.text else [])
-        chunks.extend(_page_chunks(page, blocks, words))
+        page_chunks, heading = _page_chunks(page, blocks, words, heading)
+        chunks.extend(page_chunks)
     return chunks
 
 
-def _page_chunks(page: Page, blocks: list[Block], words: int) -> list[Chunk]:
+def _is_heading(block: Block) -> bool:
+    return block.kind == "title" and HEADING_CHARS[0] <= len(block.text.strip()) <= HEADING_CHARS[1]
+
+
+def _page_chunks(page: Page, blocks: list[Block], words: int, heading: str) -> tuple[list[Chunk], str]:
+    """The page's chunks, and the heading in force at its end (for the next page)."""
     out: list[Chunk] = []
     parts: list[tuple[str, BBox, str]] = []  # (text, bbox, kind)
     count = 0
     only_titles = True
+    current = heading  # the last heading seen before the chunk being filled
+    opened_with = heading  # the heading in force when that chunk started
 
     def flush() -> None:
         nonlocal parts, count, only_titles
         if parts:
             kinds = tuple(dict.fromkeys(k for _, _, k in parts))
+            starts_with_title = parts[0][2] == "title"
             out.append(Chunk(
                 chunk_id=f"{page.doc_id}#{page.page_number}#{len(out)}", doc_id=page.doc_id,
                 page_number=page.page_number, text="\n".join(t for t, _, _ in parts),
                 bbox=union_bbox([b for _, b, _ in parts]), kinds=kinds,
+                heading="" if starts_with_title else opened_with,
             ))
         parts, count, only_titles = [], 0, True
 
@@ -54,11 +69,15 @@ def _page_chunks(page: Page, blocks: list[Block], words: int) -> list[Chunk]:
                 flush()  # a heading opens a new passage
             elif parts and not only_titles and count + n > words:
                 flush()
+            if not parts:
+                opened_with = current
             parts.append((piece, block.bbox, block.kind))
             count += n
             only_titles = only_titles and block.kind == "title"
+        if _is_heading(block):
+            current = " ".join(block.text.split())
     flush()
-    return out
+    return out, current
 
 
 def split_block(block: Block, words: int) -> list[str]:

@@ -62,6 +62,7 @@ class IndexConfig:
     ivf_nlist: int = 1024
     pq_m: int = 16
     sparse: bool = True  # BM25 beside the vectors
+    page_bm25: bool = False  # also BM25 over whole page texts: a page-level channel "bm25-page"
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
     fusion: str = "minmax"  # minmax | rrf

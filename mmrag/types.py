@@ -138,6 +138,12 @@ class Chunk:
     text: str
     bbox: BBox | None = None  # union of its blocks' boxes
     kinds: tuple[str, ...] = ()  # block kinds it contains
+    heading: str = ""  # the section title in force where the chunk starts, when not in its text
+
+    @property
+    def index_text(self) -> str:
+        """What retrieval encodes and BM25 indexes: the heading gives a chunk its section's words."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -60,3 +60,22 @@ def test_long_table_block_splits_between_rows_repeating_the_header():
         assert lines[:2] == ["|Region|Sales|", "|---|---|"] and len(p.split()) <= 40
         rows += lines[2:]
     assert rows == md.splitlines()[2:]
+
+
+def test_chunks_carry_the_section_heading_across_pages():
+    from mmrag.ingest import chunk_pages
+    from mmrag.types import Block, Page
+
+    p1 = Page(doc_id="d", page_number=1, width=600, height=800, blocks=[
+        Block("Annual Report", (0, 0, 9, 9), "title"), Block("intro " * 150, (0, 10, 9, 19)),
+        Block("more intro " * 40, (0, 20, 9, 29)),
+        Block("Consolidated Statements of Operations", (0, 30, 9, 39), "title"),
+        Block("| a | b |\n|---|---|\n| 1 | 2 |", (0, 40, 9, 49), "table"),
+        Block("x" * 400, (0, 50, 9, 59), "title")])  # too long to be a heading
+    p2 = Page(doc_id="d", page_number=2, width=600, height=800, blocks=[Block("| 3 | 4 |", (0, 0, 9, 9), "table")])
+    chunks = chunk_pages([p1, p2], words=200)
+    got = [(c.page_number, c.heading, c.text.split()[0][:5]) for c in chunks]
+    assert got == [(1, "", "Annua"), (1, "Annual Report", "more"), (1, "", "Conso"), (1, "", "xxxxx"),
+                   (2, "Consolidated Statements of Operations", "|")]
+    assert chunks[1].index_text.startswith("Annual Report\nmore intro")
+    assert chunks[0].index_text == chunks[0].text

@@ -65,6 +65,53 @@ def test_bm25_only_equals_raw_bm25s(tmp_path, docs):
         assert h.score == pytest.approx(best[(h.doc_id, h.page)], rel=1e-5)
 
 
+def test_page_bm25_channel_equals_raw_bm25s_over_page_texts(tmp_path, docs):
+    import bm25s
+
+    cfg = IndexConfig(page_bm25=True)
+    ix = build(tmp_path / "ix", docs, cfg=cfg)
+    pages = [(d[0].doc_id, p.page_number, p.text) for d in docs for p in d[1]]
+    model = bm25s.BM25(k1=0.9, b=0.4)
+    model.index(tokenize([t for _, _, t in pages]), show_progress=False)
+    q = "golf appendix report"
+    raw = model.get_scores(tokenize([q])[0])
+    want = {(d, n): float(s) for (d, n, _), s in zip(pages, raw)}
+    hits = ix.search(q, k=10, channels=["bm25-page"])
+    assert [h.score for h in hits] == pytest.approx(sorted(want.values(), reverse=True)[:10], rel=1e-5)
+    for h in hits:
+        assert h.score == pytest.approx(want[(h.doc_id, h.page)], rel=1e-5)
+        assert h.scores["bm25-page"] == pytest.approx(h.score)
+    # a hybrid search fuses it as a third channel; a delete drops the document's pages from it
+    assert set(ix.search(q, k=3)[0].scores) == {"text", "bm25", "bm25-page"}
+    gone = hits[0].doc_id
+    with Index.open(tmp_path / "ix", hash_fields(), cfg, write=True) as w:
+        w.delete([gone])
+    assert gone not in {h.doc_id for h in ix.search(q, k=24, channels=["bm25-page"])}
+    assert ix.verify() == []
+    # a reader without the option ignores the channel; an index built without it has none
+    plain = Index.open(tmp_path / "ix", hash_fields(), IndexConfig())
+    assert set(plain.search(q, k=3)[0].scores) == {"text", "bm25"}
+    assert set(build(tmp_path / "old", docs[:3]).search(q, k=3, channels=None)[0].scores) == {"text", "bm25"}
+
+
+def test_chunk_headings_are_indexed_but_not_shown(tmp_path):
+    from mmrag.types import Chunk
+
+    c = Chunk(chunk_id="d9#1#0", doc_id="d9", page_number=1, text="net revenue 100", heading="Statements of Operations")
+    assert c.index_text == "Statements of Operations\nnet revenue 100"
+    plain_doc = make_doc(9, [["net revenue 100"]])
+    doc, pages, _ = plain_doc
+    ix = build(tmp_path / "ix", [plain_doc, word_doc(1)])
+    with Index.open(tmp_path / "ix2", hash_fields(), IndexConfig(), write=True) as w:
+        w.add(doc, pages, [c])
+        w.add(*word_doc(1))
+    with_heading = Index.open(tmp_path / "ix2", hash_fields(), IndexConfig())
+    q = "statements operations"
+    assert not [h for h in ix.search(q, k=5, channels=["bm25"]) if h.doc_id == "d9"]
+    hit = with_heading.search(q, k=1, channels=["bm25"])[0]
+    assert hit.doc_id == "d9" and hit.snippet == "net revenue 100"
+
+
 def test_hybrid_snippet_is_the_best_chunk_with_its_box(tmp_path):
     doc = make_doc(1, [["kilo lima mike", "zulu yankee xray zulu"], ["oscar papa"]])
     ix = build(tmp_path / "ix", [doc, word_doc(5)])
