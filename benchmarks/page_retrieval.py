@@ -34,13 +34,13 @@ REFERENCE = {"MMDocIR BGE on OCR text (full set)": [35.7, 55.4, 62.7], "issue ta
 # name → (config overrides, channels, rerank); channels None = the preset's own first stage,
 # rerank None = the preset's reranker, "none" = first stage alone
 SETTINGS: dict[str, tuple[dict, list[str] | None, str | None]] = {
-    "bm25 only": ({}, ["bm25"], "none"),
+    "bm25 only (chunks)": ({}, ["bm25"], "none"),
+    "bm25 only (pages)": ({}, ["bm25-page"], "none"),
     "MiniLM only": ({}, ["text"], "none"),
-    "first stage min-max 50/50": ({"index": {"fusion": "minmax", "weights": {}}}, None, "none"),
-    "first stage RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None, "none"),
-    "first stage min-max 70/30 bm25/MiniLM": ({"index": {"fusion": "minmax", "weights": {"bm25": 0.7, "text": 0.3}}},
-                                              None, "none"),
-    "preset (first stage + reranker)": ({}, None, None),
+    "chunk BM25 + MiniLM, min-max": ({}, ["bm25", "text"], "none"),
+    "preset first stage (chunk BM25 + page BM25 + MiniLM, min-max)": ({}, None, "none"),
+    "the same, RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None, "none"),
+    "preset first stage + fusion reranker": ({}, None, "fusion"),
 }
 
 
