@@ -37,10 +37,11 @@ SETTINGS: dict[str, tuple[dict, list[str] | None, str | None]] = {
     "bm25 only (chunks)": ({}, ["bm25"], "none"),
     "bm25 only (pages)": ({}, ["bm25-page"], "none"),
     "MiniLM only": ({}, ["text"], "none"),
-    "chunk BM25 + MiniLM, min-max": ({}, ["bm25", "text"], "none"),
-    "preset first stage (chunk BM25 + page BM25 + MiniLM, min-max)": ({}, None, "none"),
-    "the same, RRF (k=60)": ({"index": {"fusion": "rrf", "weights": {}}}, None, "none"),
-    "preset first stage + fusion reranker": ({}, None, "fusion"),
+    "chunk BM25 + MiniLM, min-max (the preset's first stage)": ({}, ["bm25", "text"], "none"),
+    # the next three read the page BM25 too when the index was built with index.page_bm25 on
+    "all channels, min-max": ({"index": {"page_bm25": True}}, None, "none"),
+    "all channels, RRF (k=60)": ({"index": {"page_bm25": True, "fusion": "rrf", "weights": {}}}, None, "none"),
+    "all channels + fusion reranker": ({"index": {"page_bm25": True}}, None, "fusion"),
 }
 
 
