@@ -25,8 +25,9 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
+
+from common import package_versions  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -68,13 +69,8 @@ def killed_run(inputs: list[Path], index: Path, extra: list[str], kill_after: fl
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in ("mmrag", "pymupdf", "faiss-cpu", "bm25s", "sentence-transformers", "torch", "rapidocr", "onnxruntime"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions("mmrag", "pymupdf", "faiss-cpu", "bm25s", "sentence-transformers", "torch", "rapidocr",
+                            "onnxruntime", python=True)
 
 
 def main() -> None:

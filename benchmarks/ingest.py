@@ -22,12 +22,13 @@ Writes benchmarks/results/ingest.json. Data: ../shared/data/mmlongbench-doc-subs
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as md
 import json
 import os
 import platform
 import time
 from pathlib import Path
+
+from common import package_versions  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mmlongbench-doc-subset"
@@ -181,12 +182,7 @@ def main() -> None:
     print(f"\n{'ratio':42s} {'value':>7s} {'target':>7s}")
     for k, v in ratios.items():
         print(f"{k:42s} {v:7.2f} {targets[k]:>7}")
-    versions = {}
-    for pkg in ("pymupdf", "pdfplumber", "pdfminer.six", "rapidocr", "onnxruntime"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
+    versions = package_versions("pymupdf", "pdfplumber", "pdfminer.six", "rapidocr", "onnxruntime")
     out = {
         "pages_per_s_best": {k: round(v, 2) for k, v in best.items()},
         "pages_per_s_rounds": {k: [round(x, 2) for x in v] for k, v in rounds.items()},

@@ -21,8 +21,9 @@ import os
 import platform
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
+
+from common import package_versions  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mmlongbench-doc-subset"
@@ -50,15 +51,8 @@ def half_of(doc: str) -> int:
 
 
 def versions() -> dict:
-    out = {}
-    for pkg in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "bm25s", "ir-measures", "pymupdf",
-                "rapidocr"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
+    return package_versions("torch", "transformers", "sentence-transformers", "faiss-cpu", "bm25s", "ir-measures",
+                            "pymupdf", "rapidocr")
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -30,10 +30,11 @@ import random
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from common import package_versions  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MMRAG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "beir-scifact"
@@ -212,13 +213,8 @@ def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], 
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in ("numpy", "faiss-cpu", "bm25s", "torch", "sentence-transformers", "transformers", "mmrag"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions("numpy", "faiss-cpu", "bm25s", "torch", "sentence-transformers", "transformers", "mmrag",
+                            python=True)
 
 
 def main() -> int:
