@@ -152,8 +152,8 @@ class Index:
         """
         self._require_writer()
         self._pending = [p for p in self._pending if p.doc.doc_id != doc.doc_id and p.doc.path != doc.path]
-        terms = [" ".join(t) for t in sparse.tokenize([c.index_text for c in chunks])] if self.cfg.sparse else [""] * len(chunks)
-        page_terms = [" ".join(t) for t in sparse.tokenize([p.text for p in pages])] if self.cfg.page_bm25 else None
+        terms = _stemmed([c.index_text for c in chunks]) if self.cfg.sparse else [""] * len(chunks)
+        page_terms = _stemmed([p.text for p in pages]) if self.cfg.page_bm25 else None
         self._pending.append(_Pending(doc, pages, chunks, terms, file_sha256, vectors, page_terms))
         if self.commit_due():
             self.commit()
@@ -406,6 +406,11 @@ class Index:
         if pages and self.manifest.get("sparse", {}).get("pages_folder") == pages:
             problems += _compare(self.root / BM25_DIR / pages, self.manifest["sparse"].get("pages_checksums", {}))
         return problems
+
+
+def _stemmed(texts: list[str]) -> list[str]:
+    """Each text as the space-joined terms BM25 indexes (what the doc store keeps)."""
+    return [" ".join(t) for t in sparse.tokenize(texts)]
 
 
 def _compare(folder: Path, expected: dict) -> list[str]:

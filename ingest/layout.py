@@ -58,17 +58,16 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def units_from_dict(page_dict: dict, transform=None, segments: bool = True
+def units_from_dict(page_dict: dict, transform=None, collect_segments: bool = True
                     ) -> tuple[list[Unit], list[tuple[BBox, bool]], list]:
     """Text units, vector paths ``(bbox, is_rect)`` and line segments ``(bbox, text)`` (a line
     cut at wide gaps, for tables without rules) from ``get_text("dict")`` output.
 
     ``transform`` maps an unrotated box to the displayed page (for rotated pages). Segments are
-    only collected when ``segments`` is true (table search is on).
+    only collected when ``collect_segments`` is true (table search is on).
     """
     from mmrag.ingest.gridtext import split_line
 
-    want_segments = segments
     units: list[Unit] = []
     vectors: list[tuple[BBox, bool]] = []
     segments: list = []
@@ -90,23 +89,22 @@ def units_from_dict(page_dict: dict, transform=None, segments: bool = True
                     continue
                 size = round(span["size"], 1)
                 bold = bool(span["flags"] & BOLD)
-                if want_segments and line["dir"][1] == 0:
-                    segments.append((transform(line["bbox"]) if transform else line["bbox"], text))
             else:
                 text = "".join(s["text"] for s in spans).strip()
                 if not text:
                     continue
-                if want_segments and line["dir"][1] == 0:  # horizontal text only: table cells
-                    segments.extend(split_line(spans, transform))
                 main = max(spans, key=lambda s: len(s["text"]))
                 size = round(main["size"], 1)
                 bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
             box = transform(line["bbox"]) if transform else line["bbox"]
+            if collect_segments and line["dir"][1] == 0:  # horizontal text only: table cells
+                if len(spans) == 1:
+                    segments.append((box, text))
+                else:
+                    segments.extend(split_line(spans, transform))
             if cur is not None and bold == cur.bold and abs(size - cur.size) <= 0.1 * cur.size:
                 cur.lines.append(text)
-                x0, y0, x1, y1 = cur.bbox
-                cur.bbox = (x0 if x0 < box[0] else box[0], y0 if y0 < box[1] else box[1],
-                            x1 if x1 > box[2] else box[2], y1 if y1 > box[3] else box[3])
+                cur.bbox = geo.merge(cur.bbox, box)
                 cur.chars += len(text)
             else:
                 cur = Unit(bbox=tuple(box), lines=[text], size=size, bold=bold, chars=len(text))

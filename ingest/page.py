@@ -79,13 +79,15 @@ def _image_device_class() -> type:
             self.use_virtual_fill_image()
             self.use_virtual_fill_image_mask()
 
-        def fill_image(self, ctx, image, ctm, alpha, color_params):  # noqa: ANN001 (MuPDF callback)
-            r = mupdf.ll_fz_transform_rect(mupdf.fz_unit_rect, ctm)
+        def _add(self, ctm) -> None:  # noqa: ANN001 (a MuPDF matrix)
+            r = mupdf.ll_fz_transform_rect(mupdf.fz_unit_rect, ctm)  # an image fills the unit square
             self.boxes.append((r.x0, r.y0, r.x1, r.y1))
 
+        def fill_image(self, ctx, image, ctm, alpha, color_params):  # noqa: ANN001 (MuPDF callback)
+            self._add(ctm)
+
         def fill_image_mask(self, ctx, image, ctm, colorspace, color, alpha, color_params):  # noqa: ANN001
-            r = mupdf.ll_fz_transform_rect(mupdf.fz_unit_rect, ctm)
-            self.boxes.append((r.x0, r.y0, r.x1, r.y1))
+            self._add(ctm)
 
     return ImageBoxDevice
 
@@ -119,7 +121,7 @@ def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, 
     width, height = float(rect.width), float(rect.height)
     transform = _transform(page)
     d = page.get_text("dict", flags=flags if flags is not None else text_flags())
-    raw_units, vectors, segments = units_from_dict(d, transform, segments=config.tables)
+    raw_units, vectors, segments = units_from_dict(d, transform, collect_segments=config.tables)
     units = []
     for u in raw_units:
         c = geo.clip(u.bbox, width, height)
