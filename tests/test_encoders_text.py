@@ -48,3 +48,77 @@ def test_sentence_transformers_backend_prompts_and_missing_model(tmp_path, minil
     np.testing.assert_allclose(st.encode_query("hello")[0], minilm.encode_text(["query: hello"])[0], atol=1e-5)
     with pytest.raises(ModelNotFound, match="cannot load"):
         load("sentence-transformers", model=str(tmp_path / "no-such-model"))
+
+
+def test_minilm_queries_run_through_onnx_with_the_same_vectors(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from mmrag.encoders import load
+    from mmrag.encoders.onnx_query import OnnxQueryEncoder
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path))
+    enc = load("minilm")
+    queries = ["how many employees did the company have in 2019?", "vitamin D and bone density", "x" * 600]
+    onnx_vecs = np.vstack([enc.encode_query(q) for q in queries])
+    assert isinstance(enc._onnx, OnnxQueryEncoder)
+    torch_vecs = enc.encode_text(queries, is_query=True)
+    np.testing.assert_allclose(onnx_vecs, torch_vecs, atol=2e-5)  # the long query is truncated alike
+    exported = list((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    again = load("minilm")
+    np.testing.assert_allclose(again.encode_query(queries[0]), onnx_vecs[:1], atol=1e-6)
+    assert exported[0].stat().st_mtime_ns == stamp  # reused, not exported again
+    plain = load("minilm", query_runtime="torch")
+    np.testing.assert_allclose(plain.encode_query(queries[1]), onnx_vecs[1:2], atol=2e-5)
+    assert plain._onnx is False
+
+
+def _tiny_sentence_model(out, pooling: str):
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mmrag.bundled import minilm_path
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(out / "bert")
+    tok.save_pretrained(out / "bert")
+    body = models.Transformer(str(out / "bert"), max_seq_length=16)
+    st = SentenceTransformer(modules=[body, models.Pooling(32, pooling_mode=pooling)], device="cpu")
+    st.save(str(out / "st"))
+    return out / "st"
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_onnx_export_of_a_tiny_model_matches_pytorch(tmp_path, monkeypatch, pooling):
+    pytest.importorskip("onnx")
+    from mmrag.encoders import load
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
+    st = load("sentence-transformers", model=str(_tiny_sentence_model(tmp_path, pooling)), query_prompt="q: ")
+    texts = ["a short query", "a much longer query that runs past the sixteen token limit of this model by far"]
+    got = np.vstack([st.encode_query(t) for t in texts])
+    assert st._onnx
+    np.testing.assert_allclose(got, st.encode_text(texts, is_query=True), atol=2e-5)
+
+
+def test_models_the_exporter_cannot_take_stay_on_pytorch(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from mmrag.encoders import load
+    from mmrag.encoders import onnx_query
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
+    path = _tiny_sentence_model(tmp_path, "max")  # max pooling is not exported
+    st = load("sentence-transformers", model=str(path))
+    v = st.encode_query("hello")
+    assert st._onnx is False and v.shape == (1, 32)
+    np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
+    with pytest.raises(RuntimeError, match="cannot be exported"):
+        load("sentence-transformers", model=str(path), query_runtime="onnx").encode_query("hello")
+    # an export that disagrees with PyTorch is refused, and PyTorch answers
+    monkeypatch.setattr(onnx_query, "MIN_COSINE", 1.5)
+    mean = load("sentence-transformers", model=str(_tiny_sentence_model(tmp_path / "m", "mean")))
+    assert mean.encode_query("hello").shape == (1, 32) and mean._onnx is False

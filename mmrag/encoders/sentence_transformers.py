@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,7 +17,8 @@ class SentenceTransformerEncoder(Encoder):
 
     def __init__(self, model: str, batch_size: int = 32, device: str | None = None,
                  query_prompt: str = "", document_prompt: str = "", max_seq_length: int | None = None,
-                 revision: str | None = None, progress: bool = False, query_threads: int | None = 1):
+                 revision: str | None = None, progress: bool = False, query_threads: int | None = 1,
+                 query_runtime: str = "auto"):
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -36,6 +37,11 @@ class SentenceTransformerEncoder(Encoder):
         self.document_prompt = document_prompt
         self.progress = progress
         self.query_threads = query_threads
+        if query_runtime not in ("auto", "onnx", "torch"):
+            raise ValueError(f"query_runtime must be auto, onnx or torch, not {query_runtime!r}")
+        self.query_runtime = query_runtime
+        self._model_dir = str(model)
+        self._onnx: Any = None  # built on the first query: index builds never pay for the export
         self.dim = int(self._model.get_embedding_dimension()
                        if hasattr(self._model, "get_embedding_dimension")
                        else self._model.get_sentence_embedding_dimension())
@@ -49,9 +55,27 @@ class SentenceTransformerEncoder(Encoder):
                                      normalize_embeddings=False, show_progress_bar=self.progress)
         return l2_normalise(vectors)
 
+    def _onnx_query(self) -> Any:
+        """The ONNX Runtime path for single queries, or False where it is off or unavailable."""
+        if self._onnx is None:
+            self._onnx = False
+            if self.query_runtime != "torch":
+                from mmrag.bundled import cache_dir
+                from mmrag.encoders.onnx_query import build
+
+                self._onnx = build(self._model, self._model_dir, cache_dir(), threads=self.query_threads or 1) or False
+                if self._onnx is False and self.query_runtime == "onnx":
+                    raise RuntimeError("query_runtime: onnx was asked for but the model cannot be exported "
+                                       "(pip install onnx onnxruntime; plain transformer + pooling models only)")
+        return self._onnx
+
     def encode_query(self, query: str) -> np.ndarray:
-        """One short text: intra-op threads only add synchronisation, which on a busy CPU costs
+        """One short text: ONNX Runtime where it can run the model (2x faster than PyTorch eager
+        here), else PyTorch. Intra-op threads only add synchronisation, which on a busy CPU costs
         far more than it saves (measured here: 1.8 s with 2 threads vs 0.23 s with 1 at load 20)."""
+        onnx = self._onnx_query()
+        if onnx:
+            return l2_normalise(onnx([self.query_prompt + query]))
         if not self.query_threads:
             return self.encode_text([query], is_query=True)
         import torch
