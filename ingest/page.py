@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mmrag.config import IngestConfig
 
 IMAGE_OPS = ("fill-image", "fill-imgmask")
+MIN_IMAGE_PX = 64
 
 
 def text_flags() -> int:
@@ -48,19 +49,20 @@ def _transform(page: Any) -> Callable[[Any], BBox] | None:
 
 
 def image_boxes(page: Any, is_pdf: bool, transform: Callable | None) -> list[BBox]:
-    """Where images are drawn. Only pages that use images pay for the extra content pass."""
+    """Where images are drawn, if the page draws any image of at least 64 px a side (smaller
+    ones are icons and bullets). Only pages whose resources hold XObjects pay for the pass."""
     if not is_pdf:
         r = page.rect
         return [(r.x0, r.y0, r.x1, r.y1)]
     if not _may_have_images(page):
         return []
-    # only images big enough to be figures (>= 64 px a side) pay for the extra content pass
-    if not any(img[2] >= 64 and img[3] >= 64 for img in page.get_images()):
-        return []
     try:
-        return _drawn_images(page)  # already in displayed-page coordinates
-    except Exception:  # an unexpected binding change: the slower public pass gives the same boxes
+        boxes, largest = _drawn_images(page)  # already in displayed-page coordinates
+    except Exception:  # an unexpected binding change: the slower public passes give the same boxes
+        if not any(img[2] >= MIN_IMAGE_PX and img[3] >= MIN_IMAGE_PX for img in page.get_images()):
+            return []
         return [transform(b) if transform else tuple(b) for op, b in page.get_bboxlog() if op in IMAGE_OPS]
+    return boxes if largest >= MIN_IMAGE_PX else []
 
 
 @functools.cache
@@ -76,40 +78,42 @@ def _image_device_class() -> type:
         def __init__(self) -> None:
             super().__init__()
             self.boxes: list[BBox] = []
+            self.largest = 0  # the smaller side, in pixels, of the largest image drawn
             self.use_virtual_fill_image()
             self.use_virtual_fill_image_mask()
 
-        def _add(self, ctm) -> None:  # noqa: ANN001 (a MuPDF matrix)
+        def _add(self, image, ctm) -> None:  # noqa: ANN001 (MuPDF image and matrix)
             r = mupdf.ll_fz_transform_rect(mupdf.fz_unit_rect, ctm)  # an image fills the unit square
             self.boxes.append((r.x0, r.y0, r.x1, r.y1))
+            self.largest = max(self.largest, min(image.w, image.h))
 
         def fill_image(self, ctx, image, ctm, alpha, color_params):  # noqa: ANN001 (MuPDF callback)
-            self._add(ctm)
+            self._add(image, ctm)
 
         def fill_image_mask(self, ctx, image, ctm, colorspace, color, alpha, color_params):  # noqa: ANN001
-            self._add(ctm)
+            self._add(image, ctm)
 
     return ImageBoxDevice
 
 
-def _drawn_images(page: Any) -> list[BBox]:
+def _drawn_images(page: Any) -> tuple[list[BBox], int]:
+    """(boxes of every image drawn, smaller side in pixels of the largest) in one content pass."""
     from pymupdf import mupdf
 
     dev = _image_device_class()()
     mupdf.fz_run_page(page.this, dev, mupdf.FzMatrix(), mupdf.FzCookie())
     mupdf.fz_close_device(dev)
-    return dev.boxes
+    return dev.boxes, dev.largest
 
 
 def _may_have_images(page: Any) -> bool:
-    """False when the page's own resources name no XObject: most text pages skip the image scan."""
-    doc = page.parent
+    """False when the page's resources (inherited ones included) name no XObject: most text
+    pages skip the image pass."""
+    from pymupdf import mupdf
+
     try:
-        kind, _ = doc.xref_get_key(page.xref, "Resources")
-        if kind == "null":
-            return True  # inherited resources: let get_images look
-        kind, _ = doc.xref_get_key(page.xref, "Resources/XObject")
-        return kind != "null"
+        res = mupdf.pdf_page_resources(mupdf.pdf_page_from_fz_page(page.this))
+        return mupdf.pdf_dict_len(mupdf.pdf_dict_get(res, mupdf.PDF_ENUM_NAME_XObject)) > 0
     except Exception:
         return True
 

@@ -208,10 +208,39 @@ def test_image_pass_matches_the_public_bboxlog_on_rotated_pages(rotation):
     page.set_rotation(rotation)
     t = _transform(page)
     expected = [t(b) if t else tuple(b) for op, b in page.get_bboxlog() if op in IMAGE_OPS]
-    got = _drawn_images(page)
-    assert len(got) == len(expected) == 2
+    got, largest = _drawn_images(page)
+    assert len(got) == len(expected) == 2 and largest == 80
     for g, e in zip(got, expected):
         assert g == pytest.approx(e, abs=0.01)
+
+
+def test_only_pages_that_draw_a_sizeable_image_report_image_boxes():
+    """Icons under 64 px a side are not figures; a page with a bigger one reports all drawn images,
+    also when the image is drawn from inherited resources or inside a form XObject."""
+    from mmrag.ingest.page import image_boxes
+
+    doc = pymupdf.open()
+    icon = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 32, 32), False)
+    photo = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 120, 90), False)
+    source = pymupdf.open()
+    source.new_page().insert_image(pymupdf.Rect(100, 300, 400, 500), pixmap=photo)
+    small_only = doc.new_page()
+    small_only.insert_image(pymupdf.Rect(50, 50, 300, 300), pixmap=icon)
+    both = doc.new_page()
+    both.insert_image(pymupdf.Rect(50, 50, 80, 80), pixmap=icon)
+    both.insert_image(pymupdf.Rect(100, 300, 400, 500), pixmap=photo)
+    text_only = doc.new_page()
+    text_only.insert_text((72, 72), "no pictures here")
+    formed = doc.new_page()
+    formed.show_pdf_page(pymupdf.Rect(0, 0, 306, 396), source, 0)  # as a form XObject, at half size
+    small_only, both, text_only, formed = doc  # page objects reloaded: adding pages orphans earlier ones
+    assert image_boxes(small_only, True, None) == []
+    assert len(image_boxes(both, True, None)) == 2
+    assert image_boxes(text_only, True, None) == []
+    boxes = image_boxes(formed, True, None)
+    drawn = [b for op, b in formed.get_bboxlog() if op in ("fill-image", "fill-imgmask")]
+    assert len(boxes) == len(drawn) == 1 and boxes[0] == pytest.approx(tuple(drawn[0]), abs=0.01)
+    assert 0 <= boxes[0][0] < boxes[0][2] <= 306 and 0 <= boxes[0][1] < boxes[0][3] <= 396
 
 
 def test_empty_page_has_no_blocks_and_no_error():
