@@ -2,9 +2,7 @@
 
 A segment is an immutable folder holding the ids (ascending), the float32 vectors and, for
 HNSW/IVF-PQ, the trained FAISS file (written with faiss.write_index: no pickle). Flat segments
-on the CPU are scanned with one matrix-vector product in NumPy: for one query and the 100
-candidates search asks for, that is 3x faster than FAISS's IndexFlatIP (0.4 vs 1.4 ms for 10k
-384-d vectors here), whose per-query heap dominates at that size. On a GPU they go to FAISS.
+rebuild their FAISS index from the vectors at load, which is a copy, not a computation.
 """
 
 from __future__ import annotations
@@ -83,25 +81,17 @@ def _make_index(kind: str, dim: int, n: int, cfg: IndexConfig):
     return faiss.IndexFlatIP(dim)
 
 
-def uses_gpu(device: str) -> bool:
-    """Whether ``index.device`` puts FAISS indexes on a GPU here (``gpu`` without one is an error)."""
+def to_device(index, device: str):
+    """Move a CPU index to the GPU when asked (``gpu``) or when one exists (``auto``)."""
     if device == "cpu":
-        return False
+        return index
     faiss = _faiss()
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if gpus == 0 or not hasattr(faiss, "StandardGpuResources"):
         if device == "gpu":
             raise MissingDependency("index.device: gpu needs faiss-gpu and a CUDA GPU: "
                                     "pip install 'mmrag[gpu]', or set index.device to cpu or auto")
-        return False
-    return True
-
-
-def to_device(index, device: str):
-    """Move a CPU index to the GPU when asked (``gpu``) or when one exists (``auto``)."""
-    if not uses_gpu(device):
         return index
-    faiss = _faiss()
     res = faiss.StandardGpuResources()
     gpu_index = faiss.index_cpu_to_gpu(res, 0, index)
     gpu_index.resources_ref = res
@@ -117,11 +107,6 @@ class DenseSegment:
         self.kind = self.meta["kind"]
         self.ids = np.load(path / "ids.npy", allow_pickle=False)
         self.vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        self.index = None
-        self._matrix: np.ndarray | None = None  # flat on the CPU: the vectors in RAM, scanned by NumPy
-        if self.kind == "flat" and not uses_gpu(cfg.device):
-            self._matrix = np.ascontiguousarray(self.vectors)
-            return
         faiss = _faiss()
         if self.kind == "flat":
             index = faiss.IndexFlatIP(int(self.meta["dim"]))
@@ -142,23 +127,9 @@ class DenseSegment:
         k = min(k, len(self.ids))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if self._matrix is not None:
-            return self._scan(np.asarray(query, dtype=np.float32).reshape(-1), k)
         scores, rows = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
         keep = rows[0] >= 0
         return self.ids[rows[0][keep]], scores[0][keep]
-
-    def _scan(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top ``k``, best first; among equal scores the lower rows win, as in FAISS."""
-        scores = self._matrix @ q
-        if k < len(scores):
-            kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
-            above = np.flatnonzero(scores > kth)
-            top = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
-        else:
-            top = np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
-        return self.ids[top], scores[top]
 
     def locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, found mask) of ``ids`` in this segment."""
