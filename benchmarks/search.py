@@ -138,6 +138,19 @@ class _GivenQueries:
         return self._vectors[q]
 
 
+def torch_query(enc, q: str):
+    """One query through sentence-transformers on one PyTorch thread (how mmrag encoded queries
+    before the ONNX path; more threads spin-wait and slow the calls timed after them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return enc._model.encode([q], convert_to_numpy=True, show_progress_bar=False)
+    finally:
+        torch.set_num_threads(before)
+
+
 def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], enc, cfg) -> dict:
     """mmrag hybrid search vs raw FAISS + raw bm25s, end to end (query encoding included) and with
     the query vector given (the index alone). The raw dense side is a flat scan, and also the same
@@ -184,14 +197,18 @@ def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], 
         "raw_flat_given_vector": lambda q: raw(q, flat, qvecs[q]),
         "raw_same_kind_given_vector": lambda q: raw(q, same, qvecs[q]),
         "query_encode": lambda q: enc.encode_query(q),
-        "query_encode_pytorch": lambda q: enc._model.encode([q], convert_to_numpy=True, show_progress_bar=False),
+        "query_encode_pytorch": lambda q: torch_query(enc, q),
     }
     for q in queries[:5]:
         for fn in calls.values():
             fn(q)
     times: dict[str, list[float]] = {k: [] for k in calls}
-    for q in queries:  # interleaved, so machine load hits all alike
-        for name, fn in calls.items():
+    names = list(calls)
+    for i, q in enumerate(queries):  # interleaved, so machine load hits all alike, and in an order
+        # that rotates per query, so no call always runs after the same one (whose memory traffic
+        # would decide what is still in the CPU caches)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            fn = calls[name]
             t0 = time.perf_counter()
             fn(q)
             times[name].append(time.perf_counter() - t0)

@@ -98,6 +98,20 @@ def to_device(index, device: str):
     return gpu_index
 
 
+def _stored_vectors(index) -> np.ndarray | None:
+    """The float32 vectors a flat or HNSW index holds, as a NumPy view (None for IVF-PQ).
+
+    Exact rescoring reads these rows instead of the memory-mapped vectors.npy: one copy of the
+    vectors in memory and in the CPU caches instead of two. The view lives as long as ``index``.
+    """
+    faiss = _faiss()
+    if isinstance(index, faiss.IndexHNSW):
+        index = faiss.downcast_index(index.storage)
+    if not isinstance(index, faiss.IndexFlat) or index.ntotal == 0:
+        return None
+    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).view(np.float32).reshape(index.ntotal, index.d)
+
+
 class DenseSegment:
     """A loaded segment: search the FAISS index, or score given ids exactly from the vectors."""
 
@@ -119,6 +133,10 @@ class DenseSegment:
             elif self.kind == "ivfpq":
                 index.nprobe = cfg.ivf_nprobe
         self.index = to_device(index, cfg.device)
+        if self.index is index:  # on the CPU: rescore from FAISS's own copy, not a second one
+            stored = _stored_vectors(index)
+            if stored is not None and len(stored) == len(self.ids):
+                self.vectors = stored
 
     def __len__(self) -> int:
         return len(self.ids)
