@@ -36,7 +36,7 @@ REFERENCE = {"MMDocIR BGE on OCR text (full set)": [35.7, 55.4, 62.7], "issue ta
 # rerank None = the preset's reranker, "none" = first stage alone
 SETTINGS: dict[str, tuple[dict, list[str] | None, str | None]] = {
     "bm25 only (chunks)": ({}, ["bm25"], "none"),
-    "bm25 only (pages)": ({}, ["bm25-page"], "none"),
+    "bm25 only (pages)": ({"index": {"page_bm25": True}}, ["bm25-page"], "none"),  # needs index.page_bm25 at build
     "MiniLM only": ({}, ["text"], "none"),
     "chunk BM25 + MiniLM, min-max (the preset's first stage)": ({}, ["bm25", "text"], "none"),
     # the next three read the page BM25 too when the index was built with index.page_bm25 on
