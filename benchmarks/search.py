@@ -138,17 +138,13 @@ class _GivenQueries:
         return self._vectors[q]
 
 
-def torch_query(enc, q: str):
-    """One query through sentence-transformers on one PyTorch thread (how mmrag encoded queries
-    before the ONNX path; more threads spin-wait and slow the calls timed after them)."""
-    import torch
+def pytorch_encoder(cfg):
+    """The preset's encoder with ``query_runtime: torch``: one query through sentence-transformers
+    on one PyTorch thread, as mmrag encoded queries before the ONNX path."""
+    from mmrag.encoders import load
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return enc._model.encode([q], convert_to_numpy=True, show_progress_bar=False)
-    finally:
-        torch.set_num_threads(before)
+    field = cfg.fields[0]
+    return load(field.encoder, **{**field.options, "query_runtime": "torch"})
 
 
 def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], enc, cfg) -> dict:
@@ -163,6 +159,7 @@ def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], 
     from mmrag.indexes.sparse import tokenize
 
     qvecs = {q: enc.encode_query(q) for q in queries}
+    torch_enc = pytorch_encoder(cfg)
     rss0 = rss_mb()
     ix = Index.open(root, cfg.fields, cfg.index, encoder_factory=lambda f: enc)
     ix.search(queries[0], k=10)  # loads the snapshot
@@ -197,7 +194,7 @@ def latency(root: Path, texts: list[str], vecs: np.ndarray, queries: list[str], 
         "raw_flat_given_vector": lambda q: raw(q, flat, qvecs[q]),
         "raw_same_kind_given_vector": lambda q: raw(q, same, qvecs[q]),
         "query_encode": lambda q: enc.encode_query(q),
-        "query_encode_pytorch": lambda q: torch_query(enc, q),
+        "query_encode_pytorch": lambda q: torch_enc.encode_query(q),
     }
     for q in queries[:5]:
         for fn in calls.values():
