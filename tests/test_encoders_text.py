@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.tiny import tiny_sentence_transformer
+
 pytestmark = pytest.mark.slow
 
 
@@ -74,31 +76,13 @@ def test_minilm_queries_run_through_onnx_with_the_same_vectors(tmp_path, monkeyp
     assert plain._onnx is False
 
 
-def _tiny_sentence_model(out, pooling: str):
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from mmrag.bundled import minilm_path
-
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(out / "bert")
-    tok.save_pretrained(out / "bert")
-    body = models.Transformer(str(out / "bert"), max_seq_length=16)
-    st = SentenceTransformer(modules=[body, models.Pooling(32, pooling_mode=pooling)], device="cpu")
-    st.save(str(out / "st"))
-    return out / "st"
-
-
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_onnx_export_of_a_tiny_model_matches_pytorch(tmp_path, monkeypatch, pooling):
     pytest.importorskip("onnx")
     from mmrag.encoders import load
 
     monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
-    st = load("sentence-transformers", model=str(_tiny_sentence_model(tmp_path, pooling)), query_prompt="q: ")
+    st = load("sentence-transformers", model=str(tiny_sentence_transformer(tmp_path, pooling)), query_prompt="q: ")
     texts = ["a short query", "a much longer query that runs past the sixteen token limit of this model by far"]
     got = np.vstack([st.encode_query(t) for t in texts])
     assert st._onnx
@@ -111,7 +95,7 @@ def test_models_the_exporter_cannot_take_stay_on_pytorch(tmp_path, monkeypatch):
     from mmrag.encoders import onnx_query
 
     monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
-    path = _tiny_sentence_model(tmp_path, "max")  # max pooling is not exported
+    path = tiny_sentence_transformer(tmp_path, "max")  # max pooling is not exported
     st = load("sentence-transformers", model=str(path))
     v = st.encode_query("hello")
     assert st._onnx is False and v.shape == (1, 32)
@@ -120,5 +104,5 @@ def test_models_the_exporter_cannot_take_stay_on_pytorch(tmp_path, monkeypatch):
         load("sentence-transformers", model=str(path), query_runtime="onnx").encode_query("hello")
     # an export that disagrees with PyTorch is refused, and PyTorch answers
     monkeypatch.setattr(onnx_query, "MIN_COSINE", 1.5)
-    mean = load("sentence-transformers", model=str(_tiny_sentence_model(tmp_path / "m", "mean")))
+    mean = load("sentence-transformers", model=str(tiny_sentence_transformer(tmp_path / "m", "mean")))
     assert mean.encode_query("hello").shape == (1, 32) and mean._onnx is False

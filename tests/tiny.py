@@ -249,3 +249,23 @@ def tiny_colpali(smollm2_dir: Path, out: Path, seed: int = 0) -> Path:
     ColPaliProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
     model.save_pretrained(out)
     return out
+
+
+def tiny_sentence_transformer(out: Path, pooling: str) -> Path:
+    """Save a tiny random BERT with ``pooling`` (cls, mean, max) as a sentence-transformers folder
+    under ``out / "st"``, with the MiniLM tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mmrag.bundled import minilm_path
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(out / "bert")
+    tok.save_pretrained(out / "bert")
+    body = models.Transformer(str(out / "bert"), max_seq_length=16)
+    st = SentenceTransformer(modules=[body, models.Pooling(32, pooling_mode=pooling)], device="cpu")
+    st.save(str(out / "st"))
+    return out / "st"
