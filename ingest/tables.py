@@ -1,8 +1,8 @@
 """Tables with PyMuPDF ``find_tables``, run only where ruling lines make a table possible.
 
 ``find_tables`` costs 100-1000x a text extraction, so a page is only searched when its vector
-paths hold at least a small grid of thin horizontal and vertical rules, and then only inside
-the box those rules span.
+paths hold at least a small grid of thin horizontal and vertical rules that text-aligned
+tables (``gridtext``) do not already cover.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from bisect import bisect_left, bisect_right
 from typing import Any
 
 from mmrag.ingest import geometry as geo
+from mmrag.ingest.table_speed import cell_texts, faster_table_chars, text_lines
 from mmrag.types import BBox
 
 THIN = 2.5  # points: a path this thin is a rule line
-SMALL_TABLE = 60  # cells; larger tables get their Markdown from Table.extract() (fast)
 
 
 def table_region(vectors: list[tuple[BBox, bool]], width: float, height: float) -> BBox | None:
@@ -57,61 +57,33 @@ def table_region(vectors: list[tuple[BBox, bool]], width: float, height: float) 
     return geo.clip(geo.expand(box, 3.0), width, height)
 
 
-class _OneRawDict:
-    """A TextPage whose ``extractRAWDICT()`` is computed once and then reused.
-
-    PyMuPDF's ``Table.to_markdown`` reads each cell with ``extract_cells``, which extracts the
-    whole page's raw dict again for every cell; the page does not change in between, so one
-    extraction serves every cell of every table on the page (the same text, 5-10x faster).
-    """
-
-    def __init__(self, textpage: Any):
-        self._textpage = textpage
-        self._raw: dict | None = None
-
-    def extractRAWDICT(self, *args: Any, **kwargs: Any) -> dict:  # noqa: N802 (PyMuPDF's name)
-        if args or kwargs:
-            return self._textpage.extractRAWDICT(*args, **kwargs)
-        if self._raw is None:
-            self._raw = self._textpage.extractRAWDICT()
-        return self._raw
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._textpage, name)
-
-
-def _markdown_lines(tab: Any, shared: dict) -> list[str]:
-    """``tab.to_markdown`` with the page's raw dict extracted once for all cells."""
-    tp = getattr(tab, "textpage", None)
-    if tp is not None and not isinstance(tp, _OneRawDict):
-        tab.textpage = shared.setdefault(id(tp), _OneRawDict(tp))
-    return tab.to_markdown(clean=False).strip().splitlines()
-
-
 def find_tables(page: Any, to_page: Any = None) -> list[tuple[BBox, str]]:
     """Tables on the page as (bbox on the displayed page, Markdown) pairs.
 
     The whole page is searched (a clip changes which rules ``find_tables`` keeps and loses
     columns); ``to_page`` maps its unrotated boxes to the displayed page of a rotated page.
     Pieces of one table split by thick rules (same columns, stacked) are joined again.
-    Large tables get Markdown from ``Table.extract()``: ``Table.to_markdown`` re-extracts the
-    text of every cell separately and costs seconds on a large table.
+    Cell text is the text of the characters that lie more than half inside the cell, line by
+    line (what ``Table.to_markdown`` reads, without its inline bold/italic marks); the first row
+    is the header. ``Table.to_markdown`` itself re-reads the page for every cell and searches
+    the text above the table for column names: most of the cost of a table, for nothing the
+    page text does not already hold.
     """
-    found = page.find_tables(use_layout=False)
+    with faster_table_chars():
+        found = page.find_tables(use_layout=False)
     pieces: list[tuple[BBox, int, list[str]]] = []
-    shared: dict = {}  # TextPage id -> its raw dict, extracted once
+    lines_of: dict = {}  # TextPage id -> its text lines, extracted once per page
     for tab in found.tables:
         if tab.row_count < 1 or tab.col_count < 2:
             continue
-        rows = tab.extract()  # cell texts from the finder's one character list (fast)
-        if sum(1 for row in rows if sum(1 for c in row if c and str(c).strip()) >= 2) < 1:
+        tp = tab.textpage
+        page_lines = lines_of.get(id(tp))
+        if page_lines is None:
+            page_lines = lines_of[id(tp)] = text_lines(tp)
+        rows = cell_texts(tab.rows, page_lines)
+        if sum(1 for row in rows if sum(1 for c in row if c and c.strip()) >= 2) < 1:
             continue  # boxes of a diagram, not a table: no row with two filled cells
-        if tab.row_count * tab.col_count <= SMALL_TABLE:
-            # to_markdown reads each cell's text separately: slower, but keeps decimal points
-            # and line breaks that the shared character list can scramble in dense cells
-            lines = _markdown_lines(tab, shared)
-        else:
-            lines = markdown_rows(rows)
+        lines = markdown_rows(rows)  # merged cells stay empty: each text once, as on the page
         if lines:
             pieces.append((tuple(tab.bbox), tab.col_count, lines))
     pieces.sort(key=lambda t: (t[0][1], t[0][0]))

@@ -43,16 +43,23 @@ def table_pdf() -> tuple[bytes, pymupdf.Rect]:
     page.insert_text((72, 80), "Results by region are given in the table below for each year.", fontsize=10)
     grid = pymupdf.Rect(72, 120, 472, 220)
     rows = [["Region", "2022", "2023"], ["North", "125", "140"], ["South", "98", "131"], ["East", "77", "85"]]
-    cw, rh = grid.width / 3, grid.height / 4
-    for r in range(5):
-        page.draw_line((grid.x0, grid.y0 + r * rh), (grid.x1, grid.y0 + r * rh), width=0.8)
-    for c in range(4):
-        page.draw_line((grid.x0 + c * cw, grid.y0), (grid.x0 + c * cw, grid.y1), width=0.8)
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row):
-            page.insert_text((grid.x0 + c * cw + 6, grid.y0 + r * rh + 16), cell, fontsize=10)
+    draw_ruled_table(page, grid, rows)
     page.insert_text((72, 240), "Table 1: Sales per region in units.", fontsize=9)
     return _save(doc), grid
+
+
+def draw_ruled_table(page, grid, rows: list[list[str]], fontsize: float = 10, header_font: str = "helv",
+                     width: float = 0.8) -> None:
+    """Rules around every cell of ``grid`` and the cell texts of ``rows`` (first row in ``header_font``)."""
+    cw, rh = grid.width / len(rows[0]), grid.height / len(rows)
+    for r in range(len(rows) + 1):
+        page.draw_line((grid.x0, grid.y0 + r * rh), (grid.x1, grid.y0 + r * rh), width=width)
+    for c in range(len(rows[0]) + 1):
+        page.draw_line((grid.x0 + c * cw, grid.y0), (grid.x0 + c * cw, grid.y1), width=width)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            page.insert_text((grid.x0 + c * cw + 6, grid.y0 + r * rh + 16), cell, fontsize=fontsize,
+                             fontname=header_font if r == 0 else "helv")
 
 
 def chart_pdf() -> tuple[bytes, pymupdf.Rect]:
