@@ -107,15 +107,38 @@ def _drawn_images(page: Any) -> tuple[list[BBox], int]:
 
 
 def _may_have_images(page: Any) -> bool:
-    """False when the page's resources (inherited ones included) name no XObject: most text
-    pages skip the image pass."""
+    """False when no image XObject of at least 64 px a side is reachable from the page's
+    resources (inherited ones and those of its form XObjects included): most text pages, and
+    pages with only icons or vector forms, skip the image pass. Images only drawn inline or
+    inside soft masks and patterns are not looked for (2 pages of 1,883 in our test sets)."""
     from pymupdf import mupdf
 
     try:
         res = mupdf.pdf_page_resources(mupdf.pdf_page_from_fz_page(page.this))
-        return mupdf.pdf_dict_len(mupdf.pdf_dict_get(res, mupdf.PDF_ENUM_NAME_XObject)) > 0
+        return _large_image_in(mupdf, res, set(), 0)
     except Exception:
         return True
+
+
+def _large_image_in(mupdf: Any, resources: Any, seen: set, depth: int) -> bool:
+    xobjects = mupdf.pdf_dict_get(resources, mupdf.PDF_ENUM_NAME_XObject)
+    for i in range(mupdf.pdf_dict_len(xobjects)):
+        obj = mupdf.pdf_dict_get_val(xobjects, i)
+        key = mupdf.pdf_to_num(obj) or id(obj)
+        if key in seen:
+            continue
+        seen.add(key)
+        subtype = mupdf.pdf_dict_get(obj, mupdf.PDF_ENUM_NAME_Subtype)
+        if mupdf.pdf_name_eq(subtype, mupdf.PDF_ENUM_NAME_Image):
+            w = mupdf.pdf_to_int(mupdf.pdf_dict_get(obj, mupdf.PDF_ENUM_NAME_Width))
+            h = mupdf.pdf_to_int(mupdf.pdf_dict_get(obj, mupdf.PDF_ENUM_NAME_Height))
+            if min(w, h) >= MIN_IMAGE_PX:
+                return True
+        elif depth < 8 and mupdf.pdf_name_eq(subtype, mupdf.PDF_ENUM_NAME_Form):
+            inner = mupdf.pdf_dict_get(obj, mupdf.PDF_ENUM_NAME_Resources)
+            if mupdf.pdf_is_dict(inner) and _large_image_in(mupdf, inner, seen, depth + 1):
+                return True
+    return False
 
 
 def extract_page(page: Any, *, doc_id: str, page_number: int, source_path: str, config: "IngestConfig",
