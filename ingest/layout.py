@@ -90,12 +90,13 @@ def units_from_dict(page_dict: dict, transform=None, collect_segments: bool = Tr
                 size = round(span["size"], 1)
                 bold = bool(span["flags"] & BOLD)
             else:
-                text = "".join(s["text"] for s in spans).strip()
+                texts = [s["text"] for s in spans]
+                text = "".join(texts).strip()
                 if not text:
                     continue
-                main = max(spans, key=lambda s: len(s["text"]))
-                size = round(main["size"], 1)
-                bold = all(s["flags"] & BOLD for s in spans if s["text"].strip())
+                lengths = list(map(len, texts))
+                size = round(spans[lengths.index(max(lengths))]["size"], 1)  # the longest span's
+                bold = all(s["flags"] & BOLD for s, t in zip(spans, texts) if t.strip())
             box = transform(line["bbox"]) if transform else line["bbox"]
             if collect_segments and line["dir"][1] == 0:  # horizontal text only: table cells
                 if len(spans) == 1:
