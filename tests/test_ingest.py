@@ -338,3 +338,83 @@ def test_auto_ocr_without_rapidocr_keeps_layout_text_and_warns(monkeypatch, capl
         page = load_document(_save(doc), config=IngestConfig(ocr="auto")).pages[0]
     assert page.text == "short" and not page.ocr and page.error is None
     assert "pip install 'mmrag[ocr]'" in caplog.text
+
+
+def _statement_pdf(rows, x_value=(400, 480), fontsize=9, pitch=13.5, top=120) -> bytes:
+    """Rows of (label, values...) set like a financial statement: labels at the left, values
+    right-aligned in columns, no rules."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 80), "Consolidated balance sheets, in millions.", fontsize=10)
+    font = pymupdf.Font("helv")
+    for r, (label, *values) in enumerate(rows):
+        y = top + r * pitch
+        page.insert_text((72, y), label, fontsize=fontsize)
+        for x, v in zip(x_value, values):
+            page.insert_text((x - font.text_length(v, fontsize), y), v, fontsize=fontsize)
+    page.insert_text((72, top + len(rows) * pitch + 60), LOREM * 1, fontsize=10)
+    return _save(doc)
+
+
+def test_label_rows_between_rows_of_amounts_stay_in_the_table():
+    rows = [("", "2016", "2017"), ("Current assets:",), ("Cash and cash equivalents", "19,334", "20,522"),
+            ("Inventories", "11,461", "16,047"), ("Total current assets", "45,781", "60,197"),
+            ("Stockholders' equity:",), ("Preferred stock, $0.01 par value:",), ("Authorized shares - 500",),
+            ("Common stock", "5", "5"), ("Retained earnings", "4,916", "8,636"),
+            ("Total stockholders' equity", "19,285", "27,709")]
+    p = load_document(_statement_pdf(rows), config=NO_OCR).pages[0]
+    (table,) = [b for b in p.blocks if b.kind == "table"]
+    assert "Current assets:" in table.text and "Authorized shares - 500" in table.text
+    assert "|Total stockholders' equity|19,285|27,709|" in table.text
+    assert table.bbox[1] < 120 and table.bbox[3] > 120 + 10 * 13.5 - 2
+    assert "Consolidated balance sheets" in p.text and "Retrieval systems" in p.text
+
+
+def test_label_and_value_rows_make_a_two_column_table():
+    rows = [("Gross capital lease obligations", "$ 14,811"), ("Less imputed interest", "(534)"),
+            ("Present value of net minimum lease payments", "14,277"),
+            ("Less current portion of capital lease obligations", "(5,839)"),
+            ("Total long-term capital lease obligations", "$ 8,438")]
+    p = load_document(_statement_pdf(rows, x_value=(480,)), config=NO_OCR).pages[0]
+    (table,) = [b for b in p.blocks if b.kind == "table"]
+    assert table.text.splitlines()[2:] == [
+        "|Less imputed interest|(534)|", "|Present value of net minimum lease payments|14,277|",
+        "|Less current portion of capital lease obligations|(5,839)|",
+        "|Total long-term capital lease obligations|$ 8,438|"]
+
+
+def test_numbers_beside_text_that_do_not_line_up_are_no_table():
+    """Prose lines that end beside chart labels or equation numbers: no value column."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    for r, (line, value, x) in enumerate([("the government is doing at least fairly well", "95", 330),
+                                          ("down from earlier this year, and fewer now", "85", 510),
+                                          ("say that the threat is handled well today", "82", 400),
+                                          ("with the numbers given at the ends of lines", "(3)", 520),
+                                          ("and more text to finish the paragraph off", "(4)", 520),
+                                          ("as the last line of the paragraph ends here", "(5)", 520)]):
+        page.insert_text((72, 120 + r * 14), line, fontsize=9)
+        page.insert_text((x, 120 + r * 14), value, fontsize=9)
+    p = load_document(_save(doc), config=NO_OCR).pages[0]
+    assert not any(b.kind == "table" for b in p.blocks)
+
+
+def test_text_column_beside_a_table_stays_out_of_it():
+    """Lines of a paragraph set beside a table, two between each pair of rows, are no label rows."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    prose = ("On the other hand other subgroups of older adults in particular those eighty years of age "
+             "or older those with low household incomes and those who have not attended college tend to "
+             "be much more removed from online life than the rest of the population").split()
+    rows = [("Total", "59", "47"), ("65-69", "74", "65"), ("70-74", "68", "55"), ("75-79", "47", "34"),
+            ("80+", "37", "21"), ("Some college", "69", "57"), ("Graduate", "87", "76")]
+    for r, (label, a, b) in enumerate(rows):
+        y = 121 + r * 21
+        page.insert_text((250, y), label, fontsize=9)
+        page.insert_text((400, y), a, fontsize=9)
+        page.insert_text((480, y), b, fontsize=9)
+        for n, dy in enumerate((7, 14)):  # the text column's lines fall between the rows
+            page.insert_text((40, y + dy), " ".join(prose[(2 * r + n) * 3:(2 * r + n) * 3 + 3]), fontsize=6)
+    p = load_document(_save(doc), config=NO_OCR).pages[0]
+    assert all(t.bbox[0] >= 240 and "online" not in t.text for t in p.blocks if t.kind == "table")
+    assert "online" in p.text and "Graduate" in p.text
