@@ -24,6 +24,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from mmrag.ingest import geometry as geo
+
 _SWAP_LOCK = threading.Lock()
 _WHITESPACE = frozenset(string.whitespace)
 
@@ -235,31 +237,23 @@ def text_lines(textpage: Any) -> list[tuple[tuple, list[Line]]]:
     return blocks
 
 
-def _outside(b: tuple, cell: tuple) -> bool:
-    return b[0] > cell[2] or b[2] < cell[0] or b[1] > cell[3] or b[3] < cell[1]
-
-
 def cell_text(blocks: list[tuple[tuple, list[Line]]], cell: tuple) -> str:
     """The text of the characters more than half inside ``cell`` (whitespace kept as spaces),
     one line of the cell per text line: ``pymupdf.table.extract_cells`` without Markdown marks."""
     parts: list[str] = []
     for bbox, lines in blocks:
-        if _outside(bbox, cell):
+        if not geo.touches(bbox, cell):
             continue
         for lbox, spans in lines:
-            if _outside(lbox, cell):
+            if not geo.touches(lbox, cell):
                 continue
             if parts:
                 parts.append("\n")
             for sbox, chars in spans:
-                if _outside(sbox, cell):
+                if not geo.touches(sbox, cell):
                     continue
-                for c, (x0, y0, x1, y1) in chars:
-                    w = min(x1, cell[2]) - max(x0, cell[0])
-                    h = min(y1, cell[3]) - max(y0, cell[1])
-                    inter = w * h if w > 0 and h > 0 else 0.0
-                    char_area = (x1 - x0) * (y1 - y0) if x1 > x0 and y1 > y0 else 0.0
-                    if inter > 0.5 * char_area:
+                for c, box in chars:
+                    if geo.intersection(box, cell) > 0.5 * geo.area(box):
                         parts.append(c)
                     elif c in _WHITESPACE:
                         parts.append(" ")
