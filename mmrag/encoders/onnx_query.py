@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from mmrag.encoders.base import l2_normalise
+
 log = logging.getLogger(__name__)
 
 PROBES = ("what is the capital of France?", "Quarterly revenue grew by 12 percent in 2019 compared with 2018.")
@@ -137,8 +139,7 @@ def build(st_model: Any, model_dir: str | Path, cache: Path, threads: int = 1) -
         probe = onnx_enc(list(PROBES))
         ref = st_model.encode(list(PROBES), convert_to_numpy=True, normalize_embeddings=True,
                               show_progress_bar=False)
-        probe /= np.linalg.norm(probe, axis=1, keepdims=True)
-        cosine = float(np.min(np.sum(probe * ref, axis=1)))
+        cosine = float(np.min(np.sum(l2_normalise(probe) * ref, axis=1)))
     except Exception as e:  # any exporter/runtime failure: PyTorch still answers
         log.warning("ONNX query path unavailable (%s): queries are encoded with PyTorch", e)
         return None
