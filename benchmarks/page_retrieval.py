@@ -54,6 +54,7 @@ def versions() -> dict:
     return package_versions("torch", "transformers", "sentence-transformers", "faiss-cpu", "bm25s", "ir-measures",
                             "pymupdf", "rapidocr")
 
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--index", type=Path, required=True, help="index folder (built here if empty)")

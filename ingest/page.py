@@ -50,7 +50,7 @@ def _transform(page: Any) -> Callable[[Any], BBox] | None:
 
 def image_boxes(page: Any, is_pdf: bool, transform: Callable | None) -> list[BBox]:
     """Where images are drawn, if the page draws any image of at least 64 px a side (smaller
-    ones are icons and bullets). Only pages whose resources hold XObjects pay for the pass."""
+    ones are icons and bullets). Only pages whose resources reach such an image pay for the pass."""
     if not is_pdf:
         r = page.rect
         return [(r.x0, r.y0, r.x1, r.y1)]
