@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from mmrag.errors import QueryError
+from mmrag.indexes.integrity import connect_checked
+from mmrag.textcheck import require_text
 from mmrag.types import Block, Chunk, Document, Page
 
 SCHEMA = """
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS pages (
     rotation INTEGER NOT NULL DEFAULT 0, error TEXT, UNIQUE(doc_id, page_number));
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, page_id INTEGER NOT NULL, chunk_id TEXT NOT NULL, text TEXT NOT NULL,
-    bbox TEXT, kinds TEXT NOT NULL DEFAULT '', terms TEXT NOT NULL DEFAULT '');
+    bbox TEXT, kinds TEXT NOT NULL DEFAULT '', terms TEXT NOT NULL DEFAULT '',
+    heading TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_page ON chunks(page_id);
 CREATE TABLE IF NOT EXISTS page_terms (page_id INTEGER PRIMARY KEY, terms TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (
@@ -42,19 +45,26 @@ CREATE TABLE IF NOT EXISTS segments (
     checksums TEXT NOT NULL);
 """
 
+MAX_PAGE = 2**31 - 1  # far above any PDF, far below SQLite's 64-bit integers
 FILTER_KEYS = ("doc_id", "doc_ids", "path", "page", "pages", "metadata")
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store; WAL lets readers search while one writer commits."""
+    """Open the store; WAL lets readers search while one writer commits.
+
+    Corruption errors of every later statement surface as `IndexCorrupt` (see integrity.py).
+    """
     if readonly:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None,
+        con = connect_checked(f"file:{path}?mode=ro", path, uri=True, timeout=30, isolation_level=None,
                               check_same_thread=False)
     else:
-        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        con = connect_checked(str(path), path, timeout=30, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
         con.executescript(SCHEMA)
+        columns = {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
+        if "heading" not in columns:  # stores made before repair needed the chunk's heading
+            con.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
     con.row_factory = sqlite3.Row
     return con
 
@@ -125,9 +135,9 @@ class DocStore:
                          int(p.ocr), p.rotation, json.dumps(p.error) if p.error else None))
         self.con.executemany("INSERT INTO pages VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.con.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO chunks(id, page_id, chunk_id, text, bbox, kinds, terms, heading) VALUES (?,?,?,?,?,?,?,?)",
             [(int(cid), by_number[c.page_number], c.chunk_id, c.text,
-              json.dumps(list(c.bbox)) if c.bbox else None, ",".join(c.kinds), t)
+              json.dumps(list(c.bbox)) if c.bbox else None, ",".join(c.kinds), t, c.heading or "")
              for cid, c, t in zip(chunk_ids, chunks, terms)])
         if page_terms is not None:
             self.con.executemany("INSERT INTO page_terms VALUES (?, ?)",
@@ -218,26 +228,34 @@ class DocStore:
     # --- filters -----------------------------------------------------------------------------
     def filter_pages(self, filters: dict) -> np.ndarray:
         """Page ids matching every filter: doc id(s), path glob, metadata key=value, page range."""
+        if not isinstance(filters, dict):
+            raise QueryError(f"filters must be a dict like {{'page': '2-5'}}, got {type(filters).__name__}")
         unknown = [k for k in filters if k not in FILTER_KEYS]
         if unknown:
             raise QueryError(f"unknown filter {unknown[0]!r}; use one of: {', '.join(FILTER_KEYS)}")
         where, args = [], []
         docs = filters.get("doc_id", filters.get("doc_ids"))
         if docs is not None:
-            docs = [docs] if isinstance(docs, str) else list(docs)
+            docs = [docs] if isinstance(docs, str) else list(docs) if isinstance(docs, (list, tuple, set)) else [docs]
+            docs = [require_text(d, "a doc_id filter") for d in docs]
             where.append(f"p.doc_id IN ({','.join('?' * len(docs))})" if docs else "0")
             args += docs
         if filters.get("path"):
             where.append("d.path GLOB ?")
-            args.append(str(filters["path"]))
+            args.append(require_text(filters["path"], "the path filter"))
         rng = filters.get("page", filters.get("pages"))
         if rng is not None:
             lo, hi = parse_page_range(rng)
             where.append("p.page_number BETWEEN ? AND ?")
             args += [lo, hi]
-        for key, value in (filters.get("metadata") or {}).items():
+        metadata = filters.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise QueryError(f"the metadata filter must be a dict of KEY: VALUE, got {type(metadata).__name__}")
+        for key, value in metadata.items():
+            key = require_text(str(key), "a metadata filter key")
+            value = require_text(str(value), f"the metadata filter {key!r}")
             where.append("CAST(json_extract(d.metadata, ?) AS TEXT) = ?")
-            args += ['$."' + str(key).replace('"', "") + '"', str(value)]
+            args += ['$."' + key.replace('"', "").replace("\\", "") + '"', value]
         q = "SELECT p.id FROM pages p JOIN documents d USING(doc_id)"
         if where:
             q += " WHERE " + " AND ".join(where)
@@ -254,8 +272,10 @@ def parse_page_range(value: Any) -> tuple[int, int]:
             lo, hi = int(a), int(b)
         else:
             lo = hi = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise QueryError(f"page filter {value!r} is not a page number or a range like 2-5") from None
+    if not (-MAX_PAGE <= lo <= MAX_PAGE and -MAX_PAGE <= hi <= MAX_PAGE):
+        raise QueryError(f"page filter {value!r} is out of range: pages are numbered 1 to {MAX_PAGE:,}")
     if lo > hi:
         raise QueryError(f"page range {value!r} is empty: the first page is after the last")
     return lo, hi

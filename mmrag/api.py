@@ -36,8 +36,13 @@ def cached_encoder(f: FieldConfig) -> Any:
 
 
 def check_query(query: str, max_chars: int) -> str:
-    """Refuse an empty or oversized query with a message that says what to do."""
-    if not isinstance(query, str) or not query.strip():
+    """Refuse an empty, oversized or non-Unicode query with a message that says what to do."""
+    from mmrag.textcheck import clean_query
+
+    if query is not None and not isinstance(query, str):
+        raise QueryError(f"the query must be text, got {type(query).__name__}")
+    query = clean_query(query) if query is not None else query
+    if not query or not query.strip():
         raise QueryError("the query is empty: give some words to search for")
     if len(query) > max_chars:
         raise QueryError(f"the query has {len(query):,} characters; the limit is {max_chars:,} "
