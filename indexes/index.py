@@ -21,6 +21,7 @@ import numpy as np
 
 from mmrag.config import FieldConfig, IndexConfig
 from mmrag.errors import ConfigError, IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound
+from mmrag.indexes import integrity
 from mmrag.indexes import manifest as mf
 from mmrag.indexes import sparse
 from mmrag.indexes.dense import build_segment
@@ -55,7 +56,7 @@ class Index:
     """A multi-field page index in one folder. Use `Index.open(path, fields, cfg, write=...)`."""
 
     def __init__(self, root: Path, fields: list[FieldConfig], cfg: IndexConfig, *, write: bool,
-                 encoder_factory: EncoderFactory | None = None):
+                 encoder_factory: EncoderFactory | None = None, repair: bool = False):
         self.root = Path(root)
         self.fields = list(fields)
         self.cfg = cfg
@@ -68,25 +69,33 @@ class Index:
         self._deletes: list[str] = []
         self._last_commit = time.monotonic()
         self._commit_overhead = 0.0
+        self._repair = repair
         if write:
             self._open_writer()
         else:
             self.manifest = mf.read_manifest(self.root)
             mf.check_fields(self.root, self.manifest, self.fields)
             if not (self.root / DOCSTORE).is_file():
-                raise IndexCorrupt(f"{self.root / DOCSTORE} is missing; rebuild the index with mmrag index")
+                raise IndexCorrupt(f"{self.root / DOCSTORE} is missing; {integrity.reindex_hint(self.root)}")
+            integrity.check_docstore(self.root, self.manifest.get("docstore"))
             self.store = DocStore(self.root / DOCSTORE, readonly=True)
 
     @classmethod
     def open(cls, root: str | Path, fields: list[FieldConfig], cfg: IndexConfig, *, write: bool = False,
-             encoder_factory: EncoderFactory | None = None) -> "Index":
-        return cls(Path(root), fields, cfg, write=write, encoder_factory=encoder_factory)
+             encoder_factory: EncoderFactory | None = None, repair: bool = False) -> "Index":
+        """``repair=True`` (writers) opens a damaged index so `mmrag.indexes.repair` can mend it."""
+        return cls(Path(root), fields, cfg, write=write, encoder_factory=encoder_factory, repair=repair)
 
     # --- writer setup ------------------------------------------------------------------------
     def _open_writer(self) -> None:
         existing = (self.root / "manifest.json").is_file()
         if existing:
-            self.manifest = mf.read_manifest(self.root)
+            try:
+                self.manifest = mf.read_manifest(self.root)
+            except IndexCorrupt:
+                if not (self._repair and (self.root / DOCSTORE).is_file()):
+                    raise
+                self.manifest = mf.new_manifest(self.fields, self.cfg)  # rebuilt from the config and doc store
             mf.check_fields(self.root, self.manifest, self.fields)
         elif self.root.exists() and any(p for p in self.root.iterdir() if p.name not in (LOCK, "uploads", "images")):
             raise IndexNotFound(f"{self.root} exists and is not an mmrag index; choose an empty or new folder")
@@ -98,7 +107,17 @@ class Index:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise IndexLocked(f"another process is writing to {self.root}; wait for it to finish") from None
-        self.store = DocStore(self.root / DOCSTORE)
+        if existing and not self._repair:
+            try:
+                integrity.check_docstore(self.root, self.manifest.get("docstore"), writer=True)
+            except BaseException:
+                self._release_lock()
+                raise
+        try:
+            self.store = DocStore(self.root / DOCSTORE)
+        except BaseException:
+            self._release_lock()
+            raise
         if not existing:
             self.manifest = mf.new_manifest(self.fields, self.cfg)
             self.store.set_meta("commit", 0)
@@ -113,11 +132,14 @@ class Index:
             if self.write and (self._pending or self._deletes):
                 self.commit()
         finally:
-            if self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._release_lock()
             self.store.close()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> "Index":
         return self
@@ -218,11 +240,13 @@ class Index:
                 created.append(sparse.build(self.root / BM25_DIR, name, store.iter_terms(),
                                             self.cfg.bm25_k1, self.cfg.bm25_b))
                 store.set_meta("bm25", name)
+                store.set_meta("bm25_checksums", dir_checksums(created[-1]))
             if self.cfg.page_bm25:
                 name = unique_name("bm25-pages", number)
                 created.append(sparse.build(self.root / BM25_DIR, name, store.iter_page_terms(),
                                             self.cfg.bm25_k1, self.cfg.bm25_b))
                 store.set_meta("bm25_pages", name)
+                store.set_meta("bm25_pages_checksums", dir_checksums(created[-1]))
             store.set_meta("commit", number)
             store.commit()
         except BaseException:
@@ -292,7 +316,7 @@ class Index:
             return
         segs.sort(key=lambda s: s["count"])
         victims = segs[:max(2, len(segs) // 2)]
-        from mmrag.indexes.dense import DenseSegment
+        from mmrag.indexes.snapshot import load_segment
 
         if f.input == "chunks":
             live = np.array([r[0] for r in self.store.con.execute("SELECT id FROM chunks ORDER BY id")], np.int64)
@@ -300,7 +324,7 @@ class Index:
             live = self.store.page_ids()
         ids_parts, vec_parts = [], []
         for s in victims:
-            seg = DenseSegment(self.root / SEGMENTS / s["name"], self.cfg)
+            seg = load_segment(self.root, s, self.cfg)  # never merge damaged vectors into a fresh segment
             keep = np.isin(seg.ids, live)
             ids_parts.append(seg.ids[keep])
             vec_parts.append(np.asarray(seg.vectors[keep], dtype=np.float32))
@@ -320,12 +344,15 @@ class Index:
         m["segments"] = self.store.segments()
         m["sparse"]["folder"] = self.store.get_meta("bm25")
         if m["sparse"]["folder"]:
-            m["sparse"]["checksums"] = dir_checksums(self.root / BM25_DIR / m["sparse"]["folder"])
+            m["sparse"]["checksums"] = (self.store.get_meta("bm25_checksums")
+                                        or dir_checksums(self.root / BM25_DIR / m["sparse"]["folder"]))
         pages_folder = self.store.get_meta("bm25_pages")
         if pages_folder:
             m["sparse"]["pages_folder"] = pages_folder
-            m["sparse"]["pages_checksums"] = dir_checksums(self.root / BM25_DIR / pages_folder)
+            m["sparse"]["pages_checksums"] = (self.store.get_meta("bm25_pages_checksums")
+                                              or dir_checksums(self.root / BM25_DIR / pages_folder))
         m["counts"] = self.store.counts()
+        m["docstore"] = integrity.docstore_record(self.root, self.store.con, m["commit"])
         mf.write_manifest(self.root, m)
 
     def _collect_garbage(self) -> None:
@@ -348,13 +375,18 @@ class Index:
         if self._snapshot is None or self._snapshot.commit != commit:
             for attempt in range(5):
                 try:
-                    self._snapshot = Snapshot(self.root, self.store, self.fields, self.cfg)
+                    manifest = mf.read_manifest(self.root)
+                    if not self.write:
+                        integrity.check_docstore(self.root, manifest.get("docstore"))
+                    self._snapshot = Snapshot(self.root, self.store, self.fields, self.cfg, manifest)
                     break
-                except (FileNotFoundError, IndexNotFound, IndexCorrupt):
+                except (FileNotFoundError, IndexNotFound, IndexCorrupt) as e:
                     # a writer replaced those files between our read of the doc store and the load
                     if attempt == 4:
+                        if isinstance(e, IndexCorrupt):
+                            raise
                         raise IndexCorrupt(f"{self.root}: files named by the doc store are missing or "
-                                           "unreadable; rerun mmrag index to repair") from None
+                                           f"unreadable; {integrity.repair_hint(self.root)}") from None
                     time.sleep(0.05 * (attempt + 1))
         return self._snapshot
 
@@ -395,30 +427,15 @@ class Index:
         return self.store.page(doc_id, page_number)
 
     def verify(self) -> list[str]:
-        """Recompute every checksum the doc store records; returns the problems found."""
-        problems = []
-        for s in self.store.segments():
-            problems += _compare(self.root / SEGMENTS / s["name"], s["checksums"])
-        bm25 = self.store.get_meta("bm25")
-        if bm25 and self.manifest.get("sparse", {}).get("folder") == bm25:
-            problems += _compare(self.root / BM25_DIR / bm25, self.manifest["sparse"].get("checksums", {}))
-        pages = self.store.get_meta("bm25_pages")
-        if pages and self.manifest.get("sparse", {}).get("pages_folder") == pages:
-            problems += _compare(self.root / BM25_DIR / pages, self.manifest["sparse"].get("pages_checksums", {}))
-        return problems
+        """Check every file of the live commit (see `mmrag.indexes.verify`); the problems found."""
+        from mmrag.indexes.verify import verify_index
+
+        return [p["message"] for p in verify_index(self.root)["problems"]]
 
 
 def _stemmed(texts: list[str]) -> list[str]:
     """Each text as the space-joined terms BM25 indexes (what the doc store keeps)."""
     return [" ".join(t) for t in sparse.tokenize(texts)]
-
-
-def _compare(folder: Path, expected: dict) -> list[str]:
-    if not folder.is_dir():
-        return [f"{folder} is missing"]
-    actual = dir_checksums(folder)
-    return [f"{folder / name}: checksum mismatch" for name, info in expected.items()
-            if actual.get(name, {}).get("sha256") != info["sha256"]]
 
 
 def _batched(fn: Callable[[list], Any], items: list, size: int, progress: bool, desc: str) -> list:

@@ -6,6 +6,7 @@ is what a user, a script or a loader reads to learn how the index was built.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -43,16 +44,30 @@ def read_manifest(index_dir: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise IndexCorrupt(f"{path} cannot be read ({e}); rebuild the index with mmrag index") from None
+        raise IndexCorrupt(f"{path} cannot be read ({e}); repair it with: mmrag index --index {index_dir} "
+                           "--repair") from None
+    if not isinstance(data, dict):
+        raise IndexCorrupt(f"{path} is not an mmrag manifest; repair it with: mmrag index --index {index_dir} --repair")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise IndexMismatch(f"index {index_dir} has format version {version}; this mmrag reads version "
                             f"{FORMAT_VERSION}: rebuild it with mmrag index into a new folder")
+    recorded = data.pop("checksum", None)
+    if recorded is not None and recorded != _self_checksum(data):
+        raise IndexCorrupt(f"{path} was altered after mmrag wrote it (its checksum does not match); repair it "
+                           f"with: mmrag index --index {index_dir} --repair")
     return data
 
 
+def _self_checksum(data: dict) -> str:
+    """SHA-256 of the manifest without its own checksum, in a canonical JSON form."""
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_manifest(index_dir: Path, data: dict) -> None:
-    write_json_atomic(index_dir / MANIFEST, data)
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    write_json_atomic(index_dir / MANIFEST, dict(body, checksum=_self_checksum(body)))
 
 
 def _describe(spec: dict) -> str:

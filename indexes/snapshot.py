@@ -14,7 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mmrag.config import FieldConfig, IndexConfig
-from mmrag.indexes import fusion
+from mmrag.errors import IndexCorrupt
+from mmrag.indexes import fusion, integrity
 from mmrag.indexes.dense import DenseSegment
 from mmrag.indexes.docstore import DocStore
 from mmrag.indexes.layout import BM25_DIR, SEGMENTS
@@ -50,6 +51,25 @@ class MultiVectorSegment:
         return len(self.ids)
 
 
+def load_segment(root: Path, s: dict, cfg: IndexConfig) -> Any:
+    """A live segment, its files checked against the doc store's record before they are mapped."""
+    path = root / SEGMENTS / s["name"]
+    integrity.check_folder(path, s["checksums"], root, full=cfg.verify_checksums)
+    if s["kind"] == "multivector":
+        return integrity.load_checked(path, root, lambda: MultiVectorSegment(path))
+    seg = integrity.load_checked(path, root, lambda: DenseSegment(path, cfg))
+    if len(seg.ids) != int(s["count"]) or (len(seg.ids) > 1 and not bool((seg.ids[1:] > seg.ids[:-1]).all())):
+        raise IndexCorrupt(f"{path / 'ids.npy'} does not hold {s['count']} ascending ids; "
+                           f"{integrity.repair_hint(root)}")
+    return seg
+
+
+def load_sparse(root: Path, path: Path, checksums: dict | None, full: bool = True) -> SparseState:
+    if checksums:
+        integrity.check_folder(path, checksums, root, full=full)
+    return integrity.load_checked(path, root, lambda: SparseState(path))
+
+
 def _live_in(ids: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Mask of ``ids`` present in the sorted array ``live``."""
     if not len(live) or not len(ids):
@@ -59,7 +79,8 @@ def _live_in(ids: np.ndarray, live: np.ndarray) -> np.ndarray:
 
 
 class Snapshot:
-    def __init__(self, root: Path, store: DocStore, fields: list[FieldConfig], cfg: IndexConfig):
+    def __init__(self, root: Path, store: DocStore, fields: list[FieldConfig], cfg: IndexConfig,
+                 manifest: dict | None = None):
         self.root = root
         self.fields = {f.name: f for f in fields}
         self.cfg = cfg
@@ -69,6 +90,8 @@ class Snapshot:
             bm25_name = store.get_meta("bm25")
             pages_name = store.get_meta("bm25_pages") if cfg.page_bm25 else None
             segs = store.segments()
+            sums = {"checksums": (bm25_name, store.get_meta("bm25_checksums")),
+                    "pages_checksums": (pages_name, store.get_meta("bm25_pages_checksums"))}
             self.chunk_ids, self.chunk_pages = store.chunk_page_map()
             self.page_ids = store.page_ids()
         finally:
@@ -78,13 +101,20 @@ class Snapshot:
         grouped = self.chunk_pages[self.chunk_order]
         self.page_sorted, self.page_starts = np.unique(grouped, return_index=True)
         self.page_starts = np.append(self.page_starts, len(grouped))
+        if manifest is not None:
+            integrity.compare_manifest(root, manifest, self.commit, segs, sums)
         self.segments: dict[str, list[Any]] = {name: [] for name in self.fields}
         for s in segs:
-            path = root / SEGMENTS / s["name"]
-            seg = MultiVectorSegment(path) if s["kind"] == "multivector" else DenseSegment(path, cfg)
-            self.segments.setdefault(s["field"], []).append(seg)
-        self.sparse = SparseState(root / BM25_DIR / bm25_name) if bm25_name else None
-        self.sparse_pages = SparseState(root / BM25_DIR / pages_name) if pages_name else None
+            self.segments.setdefault(s["field"], []).append(load_segment(root, s, cfg))
+        self.sparse = self.sparse_pages = None
+        for attr, key in (("sparse", "checksums"), ("sparse_pages", "pages_checksums")):
+            name, checksums = sums[key]
+            if name and checksums is None and manifest is not None:  # indexes from before the doc store kept them
+                if manifest.get("sparse", {}).get("folder" if key == "checksums" else "pages_folder") == name:
+                    checksums = manifest["sparse"].get(key)
+            if name:
+                setattr(self, attr, load_sparse(root, root / BM25_DIR / name, checksums,
+                                                   cfg.verify_checksums))
         self._dead_rows: dict[int, int] = {}
 
     # --- helpers -----------------------------------------------------------------------------

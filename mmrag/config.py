@@ -77,6 +77,7 @@ class IndexConfig:
     commit_docs: int = 200  # a writer commits after this many documents...
     commit_seconds: float = 60.0  # ...or this many seconds, whichever comes first
     max_segments: int = 8  # more vector segments per field than this → merge the smallest
+    verify_checksums: bool = True  # SHA-256 of each index file once per process (sizes: always)
 
 
 @dataclass
