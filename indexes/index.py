@@ -70,6 +70,7 @@ class Index:
         self._last_commit = time.monotonic()
         self._commit_overhead = 0.0
         self._repair = repair
+        self._milvus: Any = None  # MilvusVectors when the index keeps its vectors in Milvus
         if write:
             self._open_writer()
         else:
@@ -121,19 +122,47 @@ class Index:
         if not existing:
             self.manifest = mf.new_manifest(self.fields, self.cfg)
             self.store.set_meta("commit", 0)
+            if self.cfg.vectors == "milvus":
+                from mmrag.indexes import milvus
+
+                self.store.set_meta("vectors", milvus.new_record(self.cfg))
             mf.write_manifest(self.root, self.manifest)
+        try:
+            self._open_milvus(writer=True)
+        except BaseException:
+            self._release_lock()
+            self.store.close()
+            raise
         self._collect_garbage()
         if int(self.manifest.get("commit", -1)) != int(self.store.get_meta("commit", 0)):
             self._write_manifest()  # a writer died between its commit and the manifest
 
+    def _open_milvus(self, writer: bool) -> None:
+        """Connect to Milvus when the doc store records the vectors there; a writer first removes orphans."""
+        from mmrag.indexes import milvus
+
+        record = milvus.record_of(self.store)
+        if record is None:
+            if writer and self.cfg.vectors == "milvus":
+                raise IndexMismatch(f"index {self.root} keeps its vectors in FAISS segments, but the config asks "
+                                    "for index.vectors: milvus; use the config it was built with, or index into a "
+                                    "new folder")
+            return
+        self._milvus = milvus.open_vectors(self.root, self.cfg, record)
+        if writer:
+            milvus.recover(self._milvus, self.store, self.fields)
+
     def close(self) -> None:
-        """Commit what is pending (writers), release the lock, close the store."""
+        """Commit what is pending (writers), release the lock, close the store and Milvus connection."""
         try:
             if self.write and (self._pending or self._deletes):
                 self.commit()
         finally:
             self._release_lock()
             self.store.close()
+            if self._milvus is not None:
+                self._milvus.close()
+                self._milvus = None
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -223,15 +252,25 @@ class Index:
                 if store.document(p.doc.doc_id) is not None:
                     replaced.add(p.doc.doc_id)
             for doc_id in replaced:
+                if self._milvus is not None:
+                    from mmrag.indexes.milvus import queue_document
+
+                    queue_document(store, doc_id, self.fields)
                 store.delete_document(doc_id)
             ids: dict[str, list[np.ndarray]] = {f.name: [] for f in self.fields}
+            infos: dict[str, list[dict]] = {f.name: [] for f in self.fields}
             for p in self._pending:
                 page_ids, chunk_ids = store.add_document(p.doc, p.pages, p.chunks, p.terms, p.file_sha256,
                                                          page_terms=p.page_terms)
                 for f in self.fields:
                     ids[f.name].append(chunk_ids if f.input == "chunks" else page_ids)
+                if self._milvus is not None:
+                    self._row_infos(p, page_ids, infos)
             for f in self.fields:
                 field_ids = np.concatenate(ids[f.name]) if ids[f.name] else np.zeros(0, np.int64)
+                if self._milvus is not None:  # written before the SQLite commit that makes these ids live
+                    self._write_milvus(f, field_ids, vectors[f.name], infos[f.name])
+                    continue
                 if len(field_ids):
                     created.append(self._write_segment(f, field_ids, vectors[f.name], number))
                 self._maybe_merge(f, number, created)
@@ -253,7 +292,12 @@ class Index:
             store.rollback()
             for path in created:
                 remove_tree(path)
+            self._forget_uncommitted_vectors()
             raise
+        if self._milvus is not None:
+            from mmrag.indexes.milvus import flush_deletes
+
+            flush_deletes(self._milvus, store)  # a kill before this leaves the queue to the next writer
         self._pending, self._deletes = [], []
         self._write_manifest()
         self._collect_garbage()
@@ -261,6 +305,39 @@ class Index:
         self._commit_overhead = self._last_commit - t0
         self._snapshot = None
         return number
+
+    def _forget_uncommitted_vectors(self) -> None:
+        """After a failed commit: remove the vectors it wrote to Milvus (else the next writer does)."""
+        if self._milvus is None:
+            return
+        from mmrag.indexes.milvus import recover
+
+        try:
+            recover(self._milvus, self.store, self.fields)
+        except Exception as e:  # noqa: BLE001 - the original error matters more; the next writer retries
+            log.warning("could not remove uncommitted vectors from Milvus (%s); the next writer will", e)
+
+    def _row_infos(self, p: _Pending, page_ids: np.ndarray, infos: dict[str, list[dict]]) -> None:
+        from mmrag.indexes.milvus import row_info
+
+        by_number = {pg.page_number: int(pid) for pg, pid in zip(p.pages, page_ids)}
+        for f in self.fields:
+            if f.input == "chunks":
+                infos[f.name] += [row_info(p.doc, c.page_number, by_number[c.page_number]) for c in p.chunks]
+            else:
+                infos[f.name] += [row_info(p.doc, pg.page_number, pid) for pg, pid in zip(p.pages, page_ids)]
+
+    def _write_milvus(self, f: FieldConfig, ids: np.ndarray, vectors: list, infos: list[dict]) -> None:
+        identity = self.manifest_field(f.name)["identity"]
+        multi = bool(identity.get("multivector"))
+        if not multi:
+            for v in vectors:
+                if np.asarray(v).size != identity["dim"]:
+                    raise IndexMismatch(f"field '{f.name}' got a vector of shape {np.shape(v)}; the index holds "
+                                        f"{identity['dim']}-d")
+        self._milvus.ensure(f.name, identity["dim"], multi)
+        if len(ids):
+            self._milvus.write(f.name, ids, infos, vectors, multi)
 
     def _require_writer(self) -> None:
         if not self.write:
@@ -352,6 +429,8 @@ class Index:
             m["sparse"]["pages_checksums"] = (self.store.get_meta("bm25_pages_checksums")
                                               or dir_checksums(self.root / BM25_DIR / pages_folder))
         m["counts"] = self.store.counts()
+        if self._milvus is not None:
+            m["vectors"] = self.store.get_meta("vectors")
         m["docstore"] = integrity.docstore_record(self.root, self.store.con, m["commit"])
         mf.write_manifest(self.root, m)
 
@@ -378,7 +457,10 @@ class Index:
                     manifest = mf.read_manifest(self.root)
                     if not self.write:
                         integrity.check_docstore(self.root, manifest.get("docstore"))
-                    self._snapshot = Snapshot(self.root, self.store, self.fields, self.cfg, manifest)
+                    if self._milvus is None:
+                        self._open_milvus(writer=False)
+                    self._snapshot = Snapshot(self.root, self.store, self.fields, self.cfg, manifest,
+                                              milvus=self._milvus)
                     break
                 except (FileNotFoundError, IndexNotFound, IndexCorrupt) as e:
                     # a writer replaced those files between our read of the doc store and the load
@@ -394,7 +476,8 @@ class Index:
                      channels: list[str] | None = None, depth: int | None = None) -> PageScores:
         snap = self.snapshot()
         allowed = self.store.filter_pages(filters) if filters else None
-        return snap.search(query, lambda n: self.encode_query(n, query), k, allowed, channels, depth)
+        return snap.search(query, lambda n: self.encode_query(n, query), k, allowed, channels, depth,
+                           filters=filters)
 
     def search(self, query: str, k: int = 10, filters: dict | None = None,
                channels: list[str] | None = None) -> list[Hit]:

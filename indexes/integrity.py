@@ -162,12 +162,17 @@ def connect_checked(target: str, path: Path, **kwargs: Any) -> CheckedConnection
 # --- the doc store file and the manifest ------------------------------------------------------
 def _writer_active(root: Path) -> bool:
     """True while some process holds the index's write lock (its files are then in flux)."""
-    import fcntl
-
     from mmrag.indexes.layout import LOCK
 
+    return lock_held(root / LOCK)
+
+
+def lock_held(path: Path) -> bool:
+    """True while another open file (this process's or another's) holds a flock on ``path``."""
+    import fcntl
+
     try:
-        fd = os.open(root / LOCK, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

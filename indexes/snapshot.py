@@ -80,7 +80,7 @@ def _live_in(ids: np.ndarray, live: np.ndarray) -> np.ndarray:
 
 class Snapshot:
     def __init__(self, root: Path, store: DocStore, fields: list[FieldConfig], cfg: IndexConfig,
-                 manifest: dict | None = None):
+                 manifest: dict | None = None, milvus: Any = None):
         self.root = root
         self.fields = {f.name: f for f in fields}
         self.cfg = cfg
@@ -94,6 +94,13 @@ class Snapshot:
                     "pages_checksums": (pages_name, store.get_meta("bm25_pages_checksums"))}
             self.chunk_ids, self.chunk_pages = store.chunk_page_map()
             self.page_ids = store.page_ids()
+            in_milvus = None
+            if milvus is not None:  # vectors in Milvus: one channel per field, bounded by this commit's ids
+                from mmrag.indexes.milvus import snapshot_fields
+
+                multi = {f["name"]: bool((f.get("identity") or {}).get("multivector"))
+                         for f in (manifest or {}).get("fields", [])}
+                in_milvus = snapshot_fields(milvus, store, fields, multi)
         finally:
             store.rollback()
         # chunks grouped by page: page_sorted[i] owns chunks chunk_order[starts[i]:starts[i+1]]
@@ -106,6 +113,8 @@ class Snapshot:
         self.segments: dict[str, list[Any]] = {name: [] for name in self.fields}
         for s in segs:
             self.segments.setdefault(s["field"], []).append(load_segment(root, s, cfg))
+        for name, channel in (in_milvus or {}).items():
+            self.segments[name] = [channel]
         self.sparse = self.sparse_pages = None
         for attr, key in (("sparse", "checksums"), ("sparse_pages", "pages_checksums")):
             name, checksums = sums[key]
@@ -146,11 +155,17 @@ class Snapshot:
         return self._dead_rows[key]
 
     # --- per-channel retrieval and exact scoring ----------------------------------------------
-    def _dense_candidates(self, name: str, q: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
+    def _dense_candidates(self, name: str, q: np.ndarray, depth: int, allowed: np.ndarray | None,
+                          expr: str = "") -> np.ndarray:
         live = self.live_ids(name)
         ids_all, scores_all = [], []
         for seg in self.segments.get(name, []):
-            if isinstance(seg, MultiVectorSegment):
+            if getattr(seg, "kind", None) == "milvus":  # filter pushed down as ``expr``; ids checked here
+                ids, scores = seg.candidates(q, depth, expr)
+                keep = _live_in(ids, live if allowed is None else allowed)
+                ids_all.append(ids[keep])
+                scores_all.append(scores[keep])
+            elif isinstance(seg, MultiVectorSegment):
                 cand = seg.ids[_live_in(seg.ids, live if allowed is None else allowed)]
                 if len(cand):
                     ids, scores = seg.store.search(q, min(depth, len(cand)), candidate_ids=cand)
@@ -178,6 +193,8 @@ class Snapshot:
         """Exact scores of ``ids`` (NaN where no segment holds one)."""
         out = np.full(len(ids), np.nan, dtype=np.float64)
         for seg in self.segments.get(name, []):
+            if getattr(seg, "kind", None) == "milvus":
+                return seg.scores(q, ids)
             if isinstance(seg, MultiVectorSegment):
                 mask = _live_in(ids, np.sort(seg.ids))
                 if mask.any():
@@ -208,7 +225,7 @@ class Snapshot:
     # --- search ------------------------------------------------------------------------------
     def search(self, query: str, encode: Callable[[str], np.ndarray], k: int,
                allowed_pages: np.ndarray | None = None, channels: list[str] | None = None,
-               depth: int | None = None) -> PageScores:
+               depth: int | None = None, filters: dict | None = None) -> PageScores:
         """Top ``k`` pages: union of each channel's candidates, each scored by every channel, fused.
 
         Each channel contributes its best ``depth`` items (default ``index.candidates``, at least
@@ -223,12 +240,18 @@ class Snapshot:
             allowed_pages = np.sort(allowed_pages)
             allowed_chunks = np.sort(self.chunks_of(allowed_pages)[0])
         queries = {n: encode(n) for n in names}
+        expr = ""
+        if allowed_pages is not None and any(getattr(s, "kind", None) == "milvus" for v in self.segments.values()
+                                             for s in v):
+            from mmrag.indexes.milvus import search_expression
+
+            expr = search_expression(filters, allowed_pages)
         cand_pages = []
         for n in names:
             allowed = allowed_chunks if self.fields[n].input == "chunks" else allowed_pages
             if allowed is not None and not len(allowed):
                 continue
-            ids = self._dense_candidates(n, queries[n], depth, allowed)
+            ids = self._dense_candidates(n, queries[n], depth, allowed, expr)
             cand_pages.append(self.pages_of(ids) if self.fields[n].input == "chunks" else ids)
         bm25_full = None
         if use_bm25:

@@ -102,7 +102,7 @@ class RAG:
 
     def close(self) -> None:
         if self._reader is not None:
-            self._reader.store.close()
+            self._reader.close()  # the doc store, and the Milvus connection where vectors live there
             self._reader = None
 
     # --- indexing ----------------------------------------------------------------------------

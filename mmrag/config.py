@@ -78,6 +78,9 @@ class IndexConfig:
     commit_seconds: float = 60.0  # ...or this many seconds, whichever comes first
     max_segments: int = 8  # more vector segments per field than this → merge the smallest
     verify_checksums: bool = True  # SHA-256 of each index file once per process (sizes: always)
+    vectors: str = "faiss"  # faiss (segments in the index folder) | milvus (see milvus_uri)
+    milvus_uri: str = "milvus.db"  # a .db path: Milvus Lite (relative: inside the index folder); http://HOST:19530: a server
+    milvus_index: str = "FLAT"  # FLAT (exact) | HNSW | AUTOINDEX (Milvus server / Zilliz)
 
 
 @dataclass
@@ -171,6 +174,8 @@ def _validate(cfg: Config) -> None:
         (cfg.index.device in ("cpu", "gpu", "auto"), "index.device must be cpu, gpu or auto"),
         (cfg.index.page_score in ("max", "sum"), "index.page_score must be max or sum"),
         (cfg.index.candidates >= 1 and cfg.index.commit_docs >= 1, "index.candidates and index.commit_docs must be positive"),
+        (cfg.index.vectors in ("faiss", "milvus"), "index.vectors must be faiss or milvus"),
+        (cfg.index.milvus_index in ("FLAT", "HNSW", "AUTOINDEX"), "index.milvus_index must be FLAT, HNSW or AUTOINDEX"),
         (cfg.index.max_segments >= 1, "index.max_segments must be at least 1"),
         (len({f.name for f in cfg.fields}) == len(cfg.fields), "fields must have unique names"),
         (all(f.input in ("chunks", "pages") for f in cfg.fields), "fields[].input must be chunks or pages"),
