@@ -423,10 +423,22 @@ def new_record(cfg: Any) -> dict:
 
 
 def open_vectors(root: Path, cfg: Any, record: dict) -> MilvusVectors:
-    """Connect to the index's collections: the config's URI when it asks for Milvus, else the recorded one."""
-    uri = cfg.milvus_uri if cfg.vectors == "milvus" and cfg.milvus_uri else record["uri"]
-    return MilvusVectors(resolve_uri(uri, root), record["collection"], cfg.milvus_index, cfg.hnsw_m,
-                         cfg.hnsw_ef_search)
+    """Connect to the index's collections where the doc store recorded them.
+
+    A config that asks for Milvus may name another address of the same server (a host name seen
+    from elsewhere); any other difference from the record is a mismatch, not a silent empty search.
+    """
+    from mmrag.errors import IndexMismatch
+
+    uri = resolve_uri(record["uri"], root)
+    if cfg.vectors == "milvus" and cfg.milvus_uri:
+        wanted = resolve_uri(cfg.milvus_uri, root)
+        if wanted != uri:
+            if is_lite(wanted) or is_lite(uri):
+                raise IndexMismatch(f"index {root} keeps its vectors in {record['uri']}, but the config names "
+                                    f"index.milvus_uri {cfg.milvus_uri}; use the config it was built with")
+            uri = wanted
+    return MilvusVectors(uri, record["collection"], cfg.milvus_index, cfg.hnsw_m, cfg.hnsw_ef_search)
 
 
 def _counter(store: Any, field_input: str) -> int:
@@ -501,6 +513,13 @@ def snapshot_fields(mv: MilvusVectors, store: Any, fields: list, multivector: di
     queued: dict = {}
     if store.con.execute("SELECT 1 FROM sqlite_master WHERE name='milvus_deletes'").fetchone():
         queued = dict(store.con.execute("SELECT field, count(*) FROM milvus_deletes GROUP BY field").fetchall())
+    live = {"chunks": store.con.execute("SELECT count(*) FROM chunks").fetchone()[0],
+            "pages": store.con.execute("SELECT count(*) FROM pages").fetchone()[0]}
+    for f in fields:
+        if live[f.input] and not mv.exists(f.name):
+            raise IndexCorrupt(f"Milvus at {mv.uri} has no collection {mv.name(f.name)}, though the index holds "
+                               f"{live[f.input]} {f.input} for field '{f.name}'; point index.milvus_uri at the "
+                               "Milvus the index was built with, or index the documents again")
     return {f.name: MilvusField(mv, f.name, _counter(store, f.input), int(queued.get(f.name, 0)),
                                 multivector.get(f.name, False)) for f in fields}
 

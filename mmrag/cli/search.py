@@ -56,7 +56,11 @@ def search_cmd(
     check_query(query, cfg.search.max_query_chars)
     from mmrag.api import RAG
 
-    hits = RAG(cfg, index_dir).search(query, k=k, filters=parse_filters(filters), rerank=rerank)
+    rag = RAG(cfg, index_dir)
+    try:  # closing frees the index's connections (a Milvus Lite file serves one process at a time)
+        hits = rag.search(query, k=k, filters=parse_filters(filters), rerank=rerank)
+    finally:
+        rag.close()
 
     def human(data: dict) -> None:
         if not data["hits"]:
@@ -88,8 +92,11 @@ def ask_cmd(
 
     cfg = load_config(config)
     check_query(question, cfg.search.max_query_chars)
-    answer = RAG(cfg, index_dir).ask(question, k=k, filters=parse_filters(filters), rerank=rerank,
-                                     generator=generator)
+    rag = RAG(cfg, index_dir)
+    try:
+        answer = rag.ask(question, k=k, filters=parse_filters(filters), rerank=rerank, generator=generator)
+    finally:
+        rag.close()
 
     def human(data: dict) -> None:
         typer.echo(data["answer"])

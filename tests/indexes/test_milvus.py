@@ -349,6 +349,9 @@ def test_config_mistakes_are_clear_errors(tmp_path):
         Index.open(tmp_path / "faiss", hash_fields(), IndexConfig(vectors="milvus"), write=True)
     with pytest.raises(ConfigError, match="ending in .db"):
         Index.open(tmp_path / "new", hash_fields(), IndexConfig(vectors="milvus", milvus_uri="vectors"), write=True)
+    build(tmp_path / "lite", [word_doc(0)], cfg=IndexConfig(vectors="milvus")).close()
+    with pytest.raises(IndexMismatch, match="keeps its vectors in milvus.db"):
+        Index.open(tmp_path / "lite", hash_fields(), IndexConfig(vectors="milvus", milvus_uri="/elsewhere/v.db")).search("x")
     assert milvus.resolve_uri("http://milvus:19530", tmp_path) == "http://milvus:19530"
     assert milvus.resolve_uri("sub/v.db", tmp_path) == str(tmp_path.resolve() / "sub" / "v.db")
 
@@ -367,3 +370,22 @@ def test_verify_reports_a_vector_missing_from_milvus(tmp_path):
     assert not report["ok"]
     assert [p["kind"] for p in report["problems"]] == ["coverage"] and "1 live chunks have no vector" in \
         report["problems"][0]["message"]
+
+
+def test_collections_gone_from_milvus_are_corruption_not_an_empty_search(tmp_path):
+    from mmrag.errors import IndexCorrupt
+
+    root = tmp_path / "ix"
+    build(root, [word_doc(i) for i in range(3)], cfg=IndexConfig(vectors="milvus")).close()
+    ix = Index.open(root, hash_fields(), IndexConfig())
+    rec = milvus.record_of(ix.store)
+    ix.close()
+    with milvus.MilvusVectors(milvus.resolve_uri(rec["uri"], root), rec["collection"]) as mv:
+        mv.drop()
+    ix = Index.open(root, hash_fields(), IndexConfig())
+    try:
+        with pytest.raises(IndexCorrupt, match="has no collection"):
+            ix.search("report", k=3)
+    finally:
+        ix.close()
+    assert not verify_index(root)["ok"]
