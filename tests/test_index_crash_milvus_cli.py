@@ -22,8 +22,7 @@ from mmrag.config import FieldConfig, IndexConfig  # noqa: E402
 from mmrag.indexes.index import Index  # noqa: E402
 from mmrag.indexes.verify import verify_index  # noqa: E402
 from tests.indexes.test_milvus import live_ids, milvus_ids  # noqa: E402
-from tests.test_api_index import make_pdf  # noqa: E402
-from tests.test_index_crash_cli import CLI, pages_by_doc  # noqa: E402
+from tests.test_index_crash_cli import CLI, make_reports, pages_by_doc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # a dozen indexer processes with ingestion workers: ~1-2 min on 2 busy cores
@@ -56,13 +55,7 @@ def check_loads_and_covers(ix: Path) -> None:
 
 def test_killed_cli_indexer_with_milvus_resumes_without_orphans_or_gaps(tmp_path):
     docs = tmp_path / "docs"
-    docs.mkdir()
-    want = {}
-    for i in range(12):
-        n = 1 + i % 3
-        make_pdf(docs / f"doc{i:02d}.pdf", [f"Document {i} page {p}: the quarterly figures for region {i * 7 + p} "
-                                            "were reviewed by the committee in detail." for p in range(1, n + 1)])
-        want[f"doc{i:02d}.pdf"] = list(range(1, n + 1))
+    want = make_reports(docs)
     cfg = tmp_path / "milvus-hash.yaml"
     cfg.write_text(yaml.safe_dump({"fields": FIELDS, "ingest": {"ocr": "never"},
                                    "index": {"vectors": "milvus", "milvus_uri": "milvus.db", "commit_docs": 2,

@@ -57,14 +57,19 @@ def _docstore(root: Path):
     return sqlite3.connect(f"file:{root / 'docstore.sqlite'}?mode=ro", uri=True)
 
 
-def milvus_ids(root: Path) -> dict[str, np.ndarray]:
-    """Every id each field's collection holds, read straight from Milvus."""
+def vectors_of(root: Path) -> milvus.MilvusVectors:
+    """The index's collections, found through the doc store's record (close it after use)."""
     con = _docstore(root)
     try:
         rec = json.loads(con.execute("SELECT value FROM meta WHERE key='vectors'").fetchone()[0])
     finally:
         con.close()
-    with milvus.MilvusVectors(milvus.resolve_uri(rec["uri"], root), rec["collection"]) as mv:
+    return milvus.MilvusVectors(milvus.resolve_uri(rec["uri"], root), rec["collection"])
+
+
+def milvus_ids(root: Path) -> dict[str, np.ndarray]:
+    """Every id each field's collection holds, read straight from Milvus."""
+    with vectors_of(root) as mv:
         return {name: mv.ids(name) for name in ("text", "page")}  # empty where no collection exists yet
 
 
@@ -360,11 +365,8 @@ def test_verify_reports_a_vector_missing_from_milvus(tmp_path):
     root = tmp_path / "ix"
     build(root, [word_doc(i) for i in range(3)], cfg=IndexConfig(vectors="milvus")).close()
     assert verify_index(root)["ok"]
-    ix = Index.open(root, hash_fields(), IndexConfig())
-    rec = milvus.record_of(ix.store)
-    victim = int(ix.store.chunk_page_map()[0][0])
-    ix.close()
-    with milvus.MilvusVectors(milvus.resolve_uri(rec["uri"], root), rec["collection"]) as mv:
+    victim = int(live_ids(root)["text"][0])
+    with vectors_of(root) as mv:
         mv.delete("text", np.array([victim]))
     report = verify_index(root)
     assert not report["ok"]
@@ -377,10 +379,7 @@ def test_collections_gone_from_milvus_are_corruption_not_an_empty_search(tmp_pat
 
     root = tmp_path / "ix"
     build(root, [word_doc(i) for i in range(3)], cfg=IndexConfig(vectors="milvus")).close()
-    ix = Index.open(root, hash_fields(), IndexConfig())
-    rec = milvus.record_of(ix.store)
-    ix.close()
-    with milvus.MilvusVectors(milvus.resolve_uri(rec["uri"], root), rec["collection"]) as mv:
+    with vectors_of(root) as mv:
         mv.drop()
     ix = Index.open(root, hash_fields(), IndexConfig())
     try:
