@@ -149,8 +149,8 @@ class Index:
                                     "new folder")
             return
         self._milvus = milvus.open_vectors(self.root, self.cfg, record)
-        if writer:
-            milvus.recover(self._milvus, self.store, self.fields)
+        if writer and milvus.recover(self._milvus, self.store, self.fields):
+            self._write_manifest()  # the doc store changed: record its new fingerprint
 
     def close(self) -> None:
         """Commit what is pending (writers), release the lock, close the store and Milvus connection."""

@@ -143,7 +143,7 @@ def _sqlite_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), default=str)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return str(value)
 
 
@@ -456,7 +456,7 @@ def queue_document(store: Any, doc_id: str, fields: list) -> None:
         con.execute(f"INSERT INTO milvus_deletes(field, id) {q}", (f.name, doc_id))
 
 
-def flush_deletes(mv: MilvusVectors, store: Any) -> None:
+def flush_deletes(mv: MilvusVectors, store: Any) -> bool:
     """Delete the queued ids from Milvus, then forget them (after the commit that removed them)."""
     rows = store.con.execute("SELECT field, id FROM milvus_deletes").fetchall()
     by_field: dict[str, list[int]] = {}
@@ -466,14 +466,18 @@ def flush_deletes(mv: MilvusVectors, store: Any) -> None:
         mv.delete(field, np.asarray(ids, np.int64))
     if rows:
         store.con.execute("DELETE FROM milvus_deletes")
+    return bool(rows)
 
 
-def recover(mv: MilvusVectors, store: Any, fields: list) -> None:
-    """A writer's first step: drop vectors a killed writer wrote but never committed, finish queued deletes."""
+def recover(mv: MilvusVectors, store: Any, fields: list) -> bool:
+    """A writer's first step: drop vectors a killed writer wrote but never committed, finish queued deletes.
+
+    Returns whether the doc store changed (its fingerprint in manifest.json must then be rewritten).
+    """
     store.con.execute(DELETES_TABLE)
     for f in fields:
         mv.delete_from(f.name, _counter(store, f.input))
-    flush_deletes(mv, store)
+    return flush_deletes(mv, store)
 
 
 def row_info(doc: Any, page_number: int, page_id: int) -> dict:

@@ -18,7 +18,7 @@ pytest.importorskip("milvus_lite", reason="Milvus Lite needs pip install 'mmrag[
 
 from mmrag.config import FieldConfig, IndexConfig  # noqa: E402
 from mmrag.errors import ConfigError, IndexLocked, IndexMismatch  # noqa: E402
-from mmrag.indexes import milvus  # noqa: E402
+from mmrag.indexes import integrity, milvus  # noqa: E402
 from mmrag.indexes.index import Index  # noqa: E402
 from mmrag.indexes.verify import verify_index  # noqa: E402
 from tests.hash_encoder import HashMultiEncoder  # noqa: E402
@@ -257,6 +257,13 @@ def test_writer_killed_inside_its_commit(tmp_path, point):
     assert report["ok"], report["problems"]
     Index.open(root, hash_fields(), IndexConfig(vectors="milvus"), write=True).close()  # the next writer
     assert np.array_equal(milvus_ids(root)["text"], live_ids(root)["text"])
+    integrity.forget_verified()  # a fresh reader process: the doc store's checksum is checked again
+    ix = Index.open(root, hash_fields(), IndexConfig())
+    try:
+        assert ix.search("report", k=3)
+    finally:
+        ix.close()
+    assert verify_index(root)["ok"]
 
 
 @pytest.mark.slow  # seven writer processes, each importing pymilvus: ~20 s on 2 busy cores
