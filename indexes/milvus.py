@@ -336,8 +336,10 @@ class MilvusVectors:
             return out
         ids = [int(i) for i in ids]
         for i in range(0, len(ids), BATCH):
-            rows = self._call("read vectors", self.client.get, self.name(field), ids=ids[i:i + BATCH],
-                              output_fields=["vector"], consistency_level="Strong")
+            part = ids[i:i + BATCH]
+            rows = self._call("read vectors", self.client.query, self.name(field),
+                              filter=f"id in [{', '.join(map(str, part))}]", output_fields=["id", "vector"],
+                              limit=len(part), consistency_level="Strong")
             out.update({int(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in rows})
         return out
 

@@ -50,6 +50,11 @@ def test_index_and_search_with_vectors_in_milvus_lite(tmp_path, corpus):
     assert top_hits(ix, cfgs["milvus"], "tax", "--filter", "page=2")[0][:2] == ("tax.pdf", 2)
     # the index records where its vectors live: a config without index.vectors searches it the same way
     assert top_hits(ix, cfgs["faiss"], "penalty for late filing") == top_hits(ix, cfgs["milvus"], "penalty for late filing")
+    from mmrag.cli.batch import compare_contents, index_contents
+
+    same = compare_contents(index_contents(tmp_path / "ix-faiss"), index_contents(ix))  # every vector, by chunk
+    assert same["same_documents"] and same["same_pages"] and same["same_vector_keys"], same
+    assert same["max_abs_vector_diff"] == 0.0 and same["vectors"]["text"] >= 5
     assert milvus.open_connections() == []
 
 

@@ -208,6 +208,17 @@ def index_contents(index_dir: str | Path) -> dict:
             for i, v in zip(ids.tolist(), vecs):
                 if i in key:  # rows of deleted documents stay in old segments until a merge
                     field[key[i]] = v
+        from mmrag.indexes import milvus
+
+        record = milvus.record_of(store)
+        if record is not None:  # index.vectors: milvus — the same, read from the collections
+            with milvus.MilvusVectors(milvus.resolve_uri(record["uri"], root), record["collection"]) as mv:
+                for name, field_input in inputs.items():
+                    if mv.exists(name) and mv._multivector(name):
+                        continue  # token matrices, skipped as in segments
+                    key = names[field_input]
+                    got = mv.vectors(name, np.array([i for i in mv.ids(name) if int(i) in key], np.int64))
+                    vectors[name] = {key[i]: v for i, v in got.items()}
         docs = {d["doc_id"]: (d["path"], d["file_sha256"]) for d in store.documents()}
     finally:
         store.close()
