@@ -172,8 +172,10 @@ def test_upsert_and_delete_keep_milvus_equal_to_the_doc_store(tmp_path):
     assert verify_index(root)["ok"]
 
 
-def test_multivector_field_is_one_row_per_token_and_scores_exact_maxsim(tmp_path):
-    fields = hash_fields() + [FieldConfig(name="tokens", encoder="test-hash-multi", input="chunks", options={"dim": 32})]
+@pytest.mark.parametrize("field_input", ["chunks", "pages"])  # ColBERT-style chunks, ColPali-style pages
+def test_multivector_field_is_one_row_per_token_and_scores_exact_maxsim(tmp_path, field_input):
+    fields = hash_fields() + [FieldConfig(name="tokens", encoder="test-hash-multi", input=field_input,
+                                          options={"dim": 32})]
     docs = [word_doc(i) for i in range(10)]
     root = tmp_path / "ix"
     cfg = IndexConfig(vectors="milvus")
@@ -185,23 +187,24 @@ def test_multivector_field_is_one_row_per_token_and_scores_exact_maxsim(tmp_path
     enc = HashMultiEncoder(32)
     q = "kilo report appendix"
     qm = enc.encode_query(q)
+    items = [(p.doc_id, p.page_number, p.text) for d in docs for p in d[1]] if field_input == "pages" else \
+        [(c.doc_id, c.page_number, c.text) for d in docs for c in d[2]]
+    items = [it for it in items if it[0] != "d2"]
     best: dict = {}
-    for d in docs:
-        if d[0].doc_id == "d2":
-            continue
-        for c in d[2]:
-            s = float((qm @ enc.encode_text([c.text])[0].T).max(axis=1).sum())
-            best[(c.doc_id, c.page_number)] = max(best.get((c.doc_id, c.page_number), -9), s)
+    for doc_id, page, text in items:
+        s = float((qm @ enc.encode_text([text])[0].T).max(axis=1).sum())
+        best[(doc_id, page)] = max(best.get((doc_id, page), -9), s)
     ix = Index.open(root, fields, cfg)
     try:
         hits = ix.search(q, k=5, channels=["tokens"])
         assert [h.score for h in hits] == pytest.approx(sorted(best.values(), reverse=True)[:5], abs=1e-5)
         assert all(h.doc_id != "d2" for h in ix.search(q, k=30))
+        assert {h.doc_id for h in ix.search(q, k=30, channels=["tokens"], filters={"doc_id": ["d4", "d7"]})} == \
+            {"d4", "d7"}
         rows = ix._milvus.count("tokens")
     finally:
         ix.close()
-    tokens = sum(len(enc.encode_text([c.text])[0]) for d in docs if d[0].doc_id != "d2" for c in d[2])
-    assert rows == tokens  # one row per token vector, the deleted document's rows gone
+    assert rows == sum(len(enc.encode_text([t])[0]) for _, _, t in items)  # one row per token, d2's gone
     assert verify_index(root)["ok"]
 
 
