@@ -199,6 +199,7 @@ class MilvusVectors:
         self.client = _connect(uri)
         self._loaded: set[str] = set()
         self._closed = False
+        self.last_maxsim: tuple = (None, {})  # ((field, query bytes), {item id: MaxSim}) of the last search
 
     def close(self) -> None:
         if not self._closed:
@@ -326,6 +327,7 @@ class MilvusVectors:
             return (np.array([h["id"] for h in hits], np.int64), np.array([h["distance"] for h in hits], np.float32))
         cand = np.unique(np.array([h["entity"]["item_id"] for per_token in res for h in per_token], np.int64))
         scores = self.maxsim(field, q, cand)
+        self.last_maxsim = ((field, q.tobytes()), dict(zip(cand.tolist(), scores.tolist())))  # rescoring reuses these
         order = np.lexsort((cand, -scores))[:limit]
         return cand[order], scores[order].astype(np.float32)
 
@@ -504,8 +506,12 @@ class MilvusField:
 
     def scores(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact scores from the stored vectors (NaN where Milvus holds none), as the FAISS path computes them."""
-        if self.multivector:
-            return self.mv.maxsim(self.field, q, ids)
+        if self.multivector:  # the candidates' MaxSim, computed moments ago from the same rows, is reused
+            key, known = self.mv.last_maxsim
+            known = known if key == (self.field, np.asarray(q, np.float32).tobytes()) else {}
+            todo = np.array([i for i in ids if int(i) not in known], np.int64)
+            known = {**known, **dict(zip(todo.tolist(), self.mv.maxsim(self.field, q, todo).tolist()))}
+            return np.array([known[int(i)] for i in ids], dtype=np.float64)
         got = self.mv.vectors(self.field, ids)
         out = np.full(len(ids), np.nan)
         rows = [j for j, i in enumerate(ids) if int(i) in got]

@@ -205,6 +205,14 @@ def test_multivector_field_is_one_row_per_token_and_scores_exact_maxsim(tmp_path
     finally:
         ix.close()
     assert rows == sum(len(enc.encode_text([t])[0]) for _, _, t in items)  # one row per token, d2's gone
+    ix = Index.open(root, fields, IndexConfig(vectors="milvus", candidates=2))
+    try:  # few token candidates: pages BM25 brings in are scored by MaxSim over their fetched tokens
+        hits = ix.search(q, k=12)
+        assert len(hits) == 12
+        for h in hits:
+            assert h.scores["tokens"] == pytest.approx(best[(h.doc_id, h.page)], abs=1e-5)
+    finally:
+        ix.close()
     assert verify_index(root)["ok"]
 
 
