@@ -149,7 +149,15 @@ class Index:
                                     "new folder")
             return
         self._milvus = milvus.open_vectors(self.root, self.cfg, record)
-        if writer and milvus.recover(self._milvus, self.store, self.fields):
+        if not writer:
+            return
+        try:
+            changed = milvus.recover(self._milvus, self.store, self.fields)
+        except BaseException:
+            self._milvus.close()
+            self._milvus = None
+            raise
+        if changed:
             self._write_manifest()  # the doc store changed: record its new fingerprint
 
     def close(self) -> None:

@@ -241,7 +241,7 @@ class MilvusVectors:
             schema.add_field("page_id", dt.INT64)
             schema.add_field("doc_id", dt.VARCHAR, max_length=1024)
             schema.add_field("page_number", dt.INT64)
-            schema.add_field("path", dt.VARCHAR, max_length=8192)
+            schema.add_field("path", dt.VARCHAR, max_length=65535)
             schema.add_field("metadata", dt.JSON)
             schema.add_field("vector", dt.FLOAT_VECTOR, dim=int(dim))
             params = self.client.prepare_index_params()

@@ -37,26 +37,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(data: Path, port: int) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data), "--host",
+                          "127.0.0.1", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    line = p.stdout.readline().decode()
+    assert "listening" in line, line + p.stdout.read().decode()[-2000:]
+    return p
+
+
+def wait_reachable(uri: str, seconds: float = 60) -> None:
+    """A restarted server listens at once, but clients back off from an address that failed: wait."""
+    from pymilvus import MilvusClient
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client = MilvusClient(uri=uri)
+            client.list_collections()
+            client.close()
+            return
+        except Exception:  # noqa: BLE001 - any failure means not yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def stop_server(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    p.stdout.close()
+
+
 @pytest.fixture()
 def server(tmp_path):
     """A Milvus-protocol server on 127.0.0.1 in its own process; yields (uri, process)."""
     port = _free_port()
-    p = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "milvus-data"),
-                          "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    p = start_server(tmp_path / "milvus-data", port)
     try:
-        line = p.stdout.readline().decode()
-        assert "listening" in line, line + p.stdout.read().decode()[-2000:]
         yield f"http://127.0.0.1:{port}", p
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        p.stdout.close()
+        stop_server(p)
     assert milvus.open_connections() == []
 
 
@@ -78,6 +104,7 @@ def test_server_uri_gives_the_same_pages_as_faiss(tmp_path, server):
     assert verify_index(tmp_path / "milvus")["ok"]
 
 
+@pytest.mark.slow  # a writer process beside the server process: ~12 s on 2 busy cores
 def test_reader_searches_while_another_process_writes(tmp_path, server):
     """What Milvus Lite's embedded mode cannot do: a reader beside a writer, each commit seen whole."""
     uri, _ = server
@@ -124,3 +151,42 @@ def test_a_server_that_goes_away_is_a_server_error(tmp_path, server):
         assert time.monotonic() - t0 < 120
     finally:
         ix.close()
+
+
+@pytest.mark.slow  # two server starts and a reconnect wait: ~10 s
+def test_a_server_lost_during_a_commit_commits_nothing_and_the_next_writer_finishes(tmp_path, server):
+    uri, p = server
+    root = tmp_path / "ix"
+    cfg = IndexConfig(vectors="milvus", milvus_uri=uri)
+    Index.open(root, hash_fields(), cfg, write=True).close()
+    ix = Index.open(root, hash_fields(), cfg, write=True)
+    try:
+        ix.add(*word_doc(0))
+        ix.commit()
+        ix.add(*word_doc(1))
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        with pytest.raises(ServerError):
+            ix.commit()
+    finally:
+        ix._pending = []  # what failed is not retried on close
+        ix.close()
+    reader = Index.open(root, hash_fields(), cfg)
+    try:
+        assert [d["doc_id"] for d in reader.documents()] == ["d0"]  # the failed commit left nothing
+    finally:
+        reader.close()
+    again = start_server(tmp_path / "milvus-data", int(uri.rsplit(":", 1)[1]))  # the server comes back
+    try:
+        wait_reachable(uri)
+        with Index.open(root, hash_fields(), cfg, write=True) as ix:
+            ix.add(*word_doc(1))
+        live, held = live_ids(root), milvus_ids(root)
+        assert list(held["text"]) == list(live["text"]) and len(live["text"]) == 8
+        reader = Index.open(root, hash_fields(), cfg)
+        try:
+            assert {h.doc_id for h in reader.search("report", k=10)} == {"d0", "d1"}
+        finally:
+            reader.close()
+    finally:
+        stop_server(again)
