@@ -408,3 +408,20 @@ def test_collections_gone_from_milvus_are_corruption_not_an_empty_search(tmp_pat
     finally:
         ix.close()
     assert not verify_index(root)["ok"]
+
+
+def test_hnsw_collections_search_and_filter(tmp_path):
+    """index.milvus_index: HNSW (for large collections); on a small one its graph search finds the exact top."""
+    docs = [word_doc(i, n_pages=1 + i % 3) for i in range(20)]
+    faiss_ix = build_random(tmp_path / "faiss", docs, IndexConfig(candidates=5, sparse=False))
+    hnsw_ix = build_random(tmp_path / "hnsw", docs, IndexConfig(candidates=5, sparse=False, vectors="milvus",
+                                                                milvus_index="HNSW"))
+    try:
+        for q in QUERIES[:3]:
+            assert ranked(hnsw_ix, q, k=5) == ranked(faiss_ix, q, k=5)
+            assert ranked(hnsw_ix, q, k=5, filters={"page": 2}) == ranked(faiss_ix, q, k=5, filters={"page": 2})
+        desc = hnsw_ix._milvus.client.describe_index(hnsw_ix._milvus.name("text"), "vector")
+        assert desc["index_type"] == "HNSW"
+    finally:
+        faiss_ix.close()
+        hnsw_ix.close()
