@@ -194,10 +194,11 @@ class DocStore:
         ids = [int(i) for i in ids]
         out: dict[int, dict] = {}
         for part in _batches(ids, 500):
-            q = f"SELECT id, page_id, chunk_id, text, bbox FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            q = (f"SELECT id, page_id, chunk_id, text, bbox, heading FROM chunks "
+                 f"WHERE id IN ({','.join('?' * len(part))})")
             for r in self.con.execute(q, part):
                 out[r[0]] = {"page_id": r[1], "chunk_id": r[2], "text": r[3],
-                             "bbox": tuple(json.loads(r[4])) if r[4] else None}
+                             "bbox": tuple(json.loads(r[4])) if r[4] else None, "heading": r[5]}
         return out
 
     def chunk_page_map(self) -> tuple[np.ndarray, np.ndarray]:
@@ -254,8 +255,9 @@ class DocStore:
         for key, value in metadata.items():
             key = require_text(str(key), "a metadata filter key")
             value = require_text(str(value), f"the metadata filter {key!r}")
-            where.append("CAST(json_extract(d.metadata, ?) AS TEXT) = ?")
-            args += ['$."' + key.replace('"', "").replace("\\", "") + '"', value]
+            # json_each compares the key itself, so no key (quotes, dots, NUL) can break a JSON path
+            where.append("EXISTS (SELECT 1 FROM json_each(d.metadata) m WHERE m.key = ? AND CAST(m.value AS TEXT) = ?)")
+            args += [key, value]
         q = "SELECT p.id FROM pages p JOIN documents d USING(doc_id)"
         if where:
             q += " WHERE " + " AND ".join(where)

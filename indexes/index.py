@@ -13,9 +13,10 @@ import fcntl
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -89,11 +90,11 @@ class Index:
 
     # --- writer setup ------------------------------------------------------------------------
     def _open_writer(self) -> None:
-        existing = (self.root / "manifest.json").is_file()
+        existing = (self.root / "manifest.json").is_file() or (self._repair and (self.root / DOCSTORE).is_file())
         if existing:
             try:
                 self.manifest = mf.read_manifest(self.root)
-            except IndexCorrupt:
+            except (IndexCorrupt, IndexNotFound):
                 if not (self._repair and (self.root / DOCSTORE).is_file()):
                     raise
                 self.manifest = mf.new_manifest(self.fields, self.cfg)  # rebuilt from the config and doc store
@@ -246,12 +247,8 @@ class Index:
         if not self._pending and not self._deletes:
             return int(self.store.get_meta("commit", 0))
         vectors = self._encode_pending(progress)
-        t0 = time.monotonic()
-        store = self.store
-        created: list[Path] = []
-        store.begin(write=True)
-        try:
-            number = int(store.get_meta("commit", 0)) + 1
+        with self._transaction() as (number, created):
+            store = self.store
             replaced = set(self._deletes)
             for p in self._pending:
                 old = store.document_by_path(p.doc.path)
@@ -282,18 +279,23 @@ class Index:
                 if len(field_ids):
                     created.append(self._write_segment(f, field_ids, vectors[f.name], number))
                 self._maybe_merge(f, number, created)
-            if self.cfg.sparse:
-                name = unique_name("bm25", number)
-                created.append(sparse.build(self.root / BM25_DIR, name, store.iter_terms(),
-                                            self.cfg.bm25_k1, self.cfg.bm25_b))
-                store.set_meta("bm25", name)
-                store.set_meta("bm25_checksums", dir_checksums(created[-1]))
-            if self.cfg.page_bm25:
-                name = unique_name("bm25-pages", number)
-                created.append(sparse.build(self.root / BM25_DIR, name, store.iter_page_terms(),
-                                            self.cfg.bm25_k1, self.cfg.bm25_b))
-                store.set_meta("bm25_pages", name)
-                store.set_meta("bm25_pages_checksums", dir_checksums(created[-1]))
+        return number
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[int, list[Path]]]:
+        """One commit: the caller's changes plus a fresh BM25, all or nothing; then the manifest and GC.
+
+        Yields the new commit number and the list the caller appends its new folders to (removed
+        again if anything fails before SQLite commits).
+        """
+        t0 = time.monotonic()
+        store = self.store
+        created: list[Path] = []
+        store.begin(write=True)
+        try:
+            number = int(store.get_meta("commit", 0)) + 1
+            yield number, created
+            self._build_sparse(number, created)
             store.set_meta("commit", number)
             store.commit()
         except BaseException:
@@ -312,6 +314,32 @@ class Index:
         self._last_commit = time.monotonic()
         self._commit_overhead = self._last_commit - t0
         self._snapshot = None
+
+    def _build_sparse(self, number: int, created: list[Path]) -> None:
+        """BM25 over all stored terms (chunks, and pages with ``page_bm25``), recorded in the open transaction."""
+        store = self.store
+        for enabled, prefix, terms, key in ((self.cfg.sparse, "bm25", store.iter_terms, "bm25"),
+                                            (self.cfg.page_bm25, "bm25-pages", store.iter_page_terms, "bm25_pages")):
+            if enabled:
+                created.append(sparse.build(self.root / BM25_DIR, unique_name(prefix, number), terms(),
+                                            self.cfg.bm25_k1, self.cfg.bm25_b))
+                store.set_meta(key, created[-1].name)
+                store.set_meta(f"{key}_checksums", dir_checksums(created[-1]))
+
+    def repair_commit(self, drop: list[str], add: dict[str, tuple[np.ndarray, list]]) -> int:
+        """One commit that drops damaged segments, adds ``{field: (ids, vectors)}`` rebuilt from the doc
+        store, and rebuilds BM25 from the stored terms: what `mmrag index --repair` writes."""
+        self._require_writer()
+        if self._pending or self._deletes:
+            raise ConfigError("commit or drop the pending documents before a repair")
+        for f in self.fields:  # a manifest rebuilt from the config learns each encoder again
+            self._record_identity(f.name, self.encoder(f.name).identity)
+        with self._transaction() as (number, created):
+            self.store.drop_segments(drop)
+            for f in self.fields:
+                if f.name in add and len(add[f.name][0]):
+                    created.append(self._write_segment(f, np.asarray(add[f.name][0], np.int64), add[f.name][1],
+                                                       number))
         return number
 
     def _forget_uncommitted_vectors(self) -> None:

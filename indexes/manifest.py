@@ -14,6 +14,7 @@ from pathlib import Path
 from mmrag import __version__
 from mmrag.config import FieldConfig, IndexConfig
 from mmrag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from mmrag.indexes.integrity import repair_hint
 from mmrag.indexes.layout import FORMAT_VERSION, MANIFEST, write_json_atomic
 
 
@@ -44,18 +45,19 @@ def read_manifest(index_dir: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise IndexCorrupt(f"{path} cannot be read ({e}); repair it with: mmrag index --index {index_dir} "
-                           "--repair") from None
+        raise IndexCorrupt(f"{path} cannot be read ({e}); {repair_hint(index_dir)}") from None
     if not isinstance(data, dict):
-        raise IndexCorrupt(f"{path} is not an mmrag manifest; repair it with: mmrag index --index {index_dir} --repair")
+        raise IndexCorrupt(f"{path} is not an mmrag manifest; {repair_hint(index_dir)}")
     version = data.get("format_version")
+    if version is None:
+        raise IndexCorrupt(f"{path} has no format_version; {repair_hint(index_dir)}")
     if version != FORMAT_VERSION:
         raise IndexMismatch(f"index {index_dir} has format version {version}; this mmrag reads version "
                             f"{FORMAT_VERSION}: rebuild it with mmrag index into a new folder")
     recorded = data.pop("checksum", None)
     if recorded is not None and recorded != _self_checksum(data):
-        raise IndexCorrupt(f"{path} was altered after mmrag wrote it (its checksum does not match); repair it "
-                           f"with: mmrag index --index {index_dir} --repair")
+        raise IndexCorrupt(f"{path} was altered after mmrag wrote it (its checksum does not match); "
+                           f"{repair_hint(index_dir)}")
     return data
 
 

@@ -99,8 +99,10 @@ def verify_index(root: str | Path) -> dict:
     try:
         manifest = read_manifest(root)
         checked["files"] += 1
-    except IndexNotFound:
-        raise
+    except IndexNotFound as e:
+        if not (root / DOCSTORE).is_file():
+            raise
+        problems.append(_problem(root / MANIFEST, "missing", str(e)))
     except (IndexCorrupt, IndexMismatch) as e:
         problems.append(_problem(root / MANIFEST, "manifest", str(e)))
     db = root / DOCSTORE

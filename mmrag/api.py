@@ -245,6 +245,20 @@ class RAG:
             ix.delete(present)
         return len(present)
 
+    def verify(self) -> dict:
+        """Check every file of the live commit; ``{"ok", "problems": [{file, kind, message}], ...}``."""
+        from mmrag.indexes.verify import verify_index
+
+        return verify_index(self._dir())
+
+    def repair(self, progress: bool = True) -> dict:
+        """Rebuild damaged vector segments and BM25 state from the doc store (no PDF is read again)."""
+        from mmrag.indexes.repair import repair_index
+
+        self.close()
+        return repair_index(self._dir(), self.config.fields, self.config.index, encoder_factory=self._factory,
+                            progress=progress)
+
     # --- reading -----------------------------------------------------------------------------
     def documents(self) -> list[dict]:
         return self.reader.documents()

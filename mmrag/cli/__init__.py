@@ -32,7 +32,7 @@ def _root() -> None:
 
 
 # Command modules, in --help order. Each registers its commands on `app` when imported.
-COMMAND_MODULES = ("ingest", "index", "search", "evaluate", "models", "serve", "train")
+COMMAND_MODULES = ("ingest", "index", "verify", "search", "evaluate", "models", "serve", "train")
 
 
 def _register() -> None:

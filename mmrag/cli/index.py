@@ -26,6 +26,19 @@ def _human(report: dict) -> None:
     typer.echo(f"{t['ok']} ok ({t['skipped']} unchanged or skipped), {t['error']} failed, {t['pages']} pages indexed")
 
 
+def _repair(index_dir: Path, config: str, as_json: bool, quiet: bool) -> None:
+    from mmrag.api import RAG
+    from mmrag.errors import IndexCorrupt
+
+    result = RAG.from_config(config, index=index_dir).repair(progress=not quiet)
+    emit(result, as_json, lambda r: typer.echo(
+        "nothing to repair: every file matches its record" if not r["repaired"] else
+        f"repaired {r['index']}: dropped {len(r['dropped_segments'])} damaged segments, re-encoded "
+        + ", ".join(f"{n} {k}" for k, n in r["reencoded"].items()) + ", rebuilt BM25"))
+    if not result["after"]["ok"]:
+        raise IndexCorrupt("still damaged after the repair: " + "; ".join(p["message"] for p in result["after"]["problems"][:3]))
+
+
 @app.command("index")
 @handle_errors
 def index_cmd(
@@ -42,6 +55,9 @@ def index_cmd(
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", help="Documents encoded and committed together (default: index.commit_docs); a crash "
         "loses only what was not yet committed."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Rebuild the vector segments and BM25 state that `mmrag verify` finds damaged, "
+        "from the doc store (no PDF is read again); a damaged doc store needs a fresh index instead."),
     config: str = ConfigOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -50,6 +66,13 @@ def index_cmd(
     setup_logging(quiet)
     from mmrag.api import RAG
     from mmrag.errors import ConfigError
+
+    if repair:
+        if paths or resume or prune or dry_run:
+            raise ConfigError("--repair takes only --index (and --config): it mends the index, then index PATHs "
+                              "in a second run")
+        _repair(index_dir, config, as_json, quiet)
+        return
 
     passwords = {}
     for item in password:
