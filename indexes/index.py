@@ -338,8 +338,13 @@ class Index:
             self.store.drop_segments(drop)
             for f in self.fields:
                 if f.name in add and len(add[f.name][0]):
-                    created.append(self._write_segment(f, np.asarray(add[f.name][0], np.int64), add[f.name][1],
-                                                       number))
+                    ids = np.asarray(add[f.name][0], np.int64)
+                    if self._milvus is not None:  # live ids: their rows go back into the collection
+                        from mmrag.indexes.milvus import stored_row_infos
+
+                        self._write_milvus(f, ids, add[f.name][1], stored_row_infos(self.store, f.input, ids))
+                        continue
+                    created.append(self._write_segment(f, ids, add[f.name][1], number))
         return number
 
     def _forget_uncommitted_vectors(self) -> None:

@@ -491,6 +491,24 @@ def row_info(doc: Any, page_number: int, page_id: int) -> dict:
             "metadata": meta}
 
 
+def stored_row_infos(store: Any, field_input: str, ids: np.ndarray) -> list[dict]:
+    """`row_info` of live chunk or page ids, read from the doc store (what a repair writes again)."""
+    from types import SimpleNamespace
+
+    key = "c.id" if field_input == "chunks" else "p.id"
+    source = "chunks c JOIN pages p ON c.page_id = p.id" if field_input == "chunks" else "pages p"
+    out: dict[int, dict] = {}
+    ids = [int(i) for i in ids]
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        q = (f"SELECT {key}, p.id, p.doc_id, p.page_number, d.path, d.metadata FROM {source} "
+             f"JOIN documents d ON d.doc_id = p.doc_id WHERE {key} IN ({','.join('?' * len(part))})")
+        for item, page_id, doc_id, number, path, metadata in store.con.execute(q, part):
+            doc = SimpleNamespace(doc_id=doc_id, path=path, metadata=json.loads(metadata))
+            out[int(item)] = row_info(doc, number, page_id)
+    return [out[i] for i in ids]
+
+
 class MilvusField:
     """A snapshot's view of one field in Milvus: candidates for a query, exact scores of given ids."""
 

@@ -44,7 +44,10 @@ def _plan(ix: Any, problems: list[dict]) -> tuple[list[str], dict[str, np.ndarra
         if f.name not in fields:
             continue
         live = chunks if f.input == "chunks" else pages
-        held = np.concatenate([_segment_ids(ix.root, s) for s in healthy]) if healthy else np.zeros(0, np.int64)
+        if ix._milvus is not None:  # index.vectors: milvus — what the collection holds
+            held = ix._milvus.ids(f.name)
+        else:
+            held = np.concatenate([_segment_ids(ix.root, s) for s in healthy]) if healthy else np.zeros(0, np.int64)
         held = held[np.isin(held, live)]
         if len(np.unique(held)) != len(held):  # a live item in two segments: rebuild the whole field
             healthy, held = [], np.zeros(0, np.int64)

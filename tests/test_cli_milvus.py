@@ -50,6 +50,10 @@ def test_index_and_search_with_vectors_in_milvus_lite(tmp_path, corpus):
     assert top_hits(ix, cfgs["milvus"], "tax", "--filter", "page=2")[0][:2] == ("tax.pdf", 2)
     # the index records where its vectors live: a config without index.vectors searches it the same way
     assert top_hits(ix, cfgs["faiss"], "penalty for late filing") == top_hits(ix, cfgs["milvus"], "penalty for late filing")
+    r = runner.invoke(app, ["verify", "--index", str(ix), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["milvus"]["rows"]["text"] >= 5 and report["milvus"]["uncommitted"] == {"text": 0}
     from mmrag.cli.batch import compare_contents, index_contents
 
     same = compare_contents(index_contents(tmp_path / "ix-faiss"), index_contents(ix))  # every vector, by chunk
