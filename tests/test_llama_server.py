@@ -212,6 +212,39 @@ def test_generator_answers_with_citations_of_pages_it_was_shown(server: LlamaSer
         assert ans.citations == []
 
 
+# --- the pipeline: RAG with the served reranker and generator -------------------------------------
+def test_rag_searches_and_answers_through_the_served_models(server: LlamaServer, tmp_path: Path) -> None:
+    import yaml
+
+    from mmrag.api import RAG
+    from tests.hash_encoder import register
+    from tests.indexes.helpers import build, make_doc
+
+    register()
+    build(tmp_path / "ix", [make_doc(i, [[text]]) for i, (_, text) in enumerate(PASSAGES)])
+    served = {"backend": "openai", "base_url": server.base_url, "model": MODEL}
+    cfg = {"fields": [{"name": "text", "encoder": "test-hash", "input": "chunks", "options": {"dim": 32}}],
+           "ingest": {"ocr": "never"}, "search": {"rerank_depth": 5},
+           "reranker": {"name": "first", "options": {**served, "window": 5, "step": 5, "top_logprobs": 100}},
+           "generator": {"name": "openai-compatible",
+                         "options": {"base_url": server.base_url, "model": MODEL, "images": False,
+                                     "max_new_tokens": 40}}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    rag = RAG.from_config(tmp_path / "cfg.yaml", index=tmp_path / "ix")
+
+    first_stage = rag.search(QUERY, k=5, rerank=False)
+    hits = rag.search(QUERY, k=5)
+    assert sorted(h.page_id for h in hits) == sorted(h.page_id for h in first_stage) and len(hits) == 5
+    letters = rag._reranker.last_logits  # the served letter log-probs decided the order
+    assert hits[0].page_id == first_stage[int(np.argmax(letters))].page_id
+    assert all("first_stage" in h.scores for h in hits)
+
+    ans = rag.ask(QUERY, k=3)
+    shown = {(h.doc_id, h.page) for h in ans.contexts}
+    assert ans.contexts and all((c.doc_id, c.page) in shown for c in ans.citations)
+    assert ans.answerable == bool(ans.citations)
+
+
 # --- timeouts, retries, a server that dies ------------------------------------------------------
 def no_stop(tokens: int) -> dict:
     """Request options for exactly ``tokens`` generated tokens (the end-of-turn token banned)."""
