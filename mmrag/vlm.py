@@ -194,12 +194,10 @@ def make_backend(backend: str, *, model: str, device: str | None = None, dtype: 
     if backend == "transformers":
         return load_vlm(model, device, dtype, attn_implementation)
     if backend == "openai":
-        from mmrag.generate.openai_compatible import ChatClient
+        from mmrag.generate.openai_compatible import chat_client
 
-        if not base_url:
-            raise ConfigError("backend 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1 (a vLLM or SGLang server)")
-        return ChatClient(base_url=base_url, model=model, api_key=api_key, timeout=timeout, retries=retries,
-                          top_logprobs=top_logprobs)
+        return chat_client(base_url, model, api_key=api_key, timeout=timeout, retries=retries,
+                           top_logprobs=top_logprobs)
     raise ConfigError(f"unknown backend {backend!r}; use transformers or openai")
 
 

@@ -162,7 +162,7 @@ def test_openai_messages_carry_images_in_order_as_png_data_urls() -> None:
             {"role": "user", "content": [text_part("a"), image_part(red, 28 * 28, 28 * 28 * 16),
                                          text_part("b"), image_part(blue, 28 * 28, 100_000)]}]
     out = to_openai_messages(msgs)
-    assert out[0] == {"role": "system", "content": [{"type": "text", "text": "sys"}]}
+    assert out[0] == {"role": "system", "content": "sys"}  # text only: one string, as every server takes it
     kinds = [p["type"] for p in out[1]["content"]]
     assert kinds == ["text", "image_url", "text", "image_url"]
     decoded = []

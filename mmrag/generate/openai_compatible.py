@@ -16,7 +16,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
-from mmrag.errors import ServerError
+from mmrag.errors import ConfigError, ServerError
 from mmrag.generate.qwen_vl import QwenVLGenerator
 from mmrag.vlm import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Message
 
@@ -52,6 +52,11 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict]:
         content = m["content"]
         if isinstance(content, str):
             out.append({"role": m["role"], "content": content})
+            continue
+        if all(part.get("type") == "text" for part in content):
+            # text only: one string, which every server's chat template accepts (llama.cpp's
+            # Jinja templates concatenate content as a string; OpenAI treats both alike)
+            out.append({"role": m["role"], "content": "".join(part["text"] for part in content)})
             continue
         parts: list[dict] = []
         for part in content:
@@ -89,11 +94,13 @@ def yes_probability_from_top(top_logprobs: Sequence[dict], yes: str = "Yes", no:
 
 
 class ChatClient:
-    """A small client for ``POST {base_url}/chat/completions`` with retries and clear errors."""
+    """A small client for an OpenAI-style server (``{base_url}/chat/completions``, and the
+    ``{base_url}/rerank`` of vLLM, Jina and llama.cpp) with retries and clear errors."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 600.0,
                  retries: int = 2, backoff: float = 0.5, top_logprobs: int = 20):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.model = model
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
         self.timeout = float(timeout)
@@ -101,18 +108,18 @@ class ChatClient:
         self.backoff = float(backoff)
         self.top_logprobs = int(top_logprobs)
 
-    def chat(self, messages: Sequence[Message], **params: Any) -> dict:
-        """One chat completion (the response JSON); ``params`` go into the request body."""
+    def post(self, url: str, body: dict) -> Any:
+        """POST ``body`` as JSON; retry what may pass (no connection, timeout, 408/409/429/5xx);
+        the decoded JSON answer, or a ``ServerError`` that says what went wrong."""
         import httpx
 
-        body = {"model": self.model, "messages": to_openai_messages(messages), **params}
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                r = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
+                r = httpx.post(url, json=body, headers=headers, timeout=self.timeout)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.timeout:g} s (raise the timeout option or check the server's load)"
                 continue
@@ -123,15 +130,38 @@ class ChatClient:
                 problem = f"HTTP {r.status_code}: {_error_text(r)}"
                 continue
             if r.status_code >= 400:
-                raise ServerError(f"{self.url} refused the request with HTTP {r.status_code}: {_error_text(r)} "
+                raise ServerError(f"{url} refused the request with HTTP {r.status_code}: {_error_text(r)} "
                                   f"(check model '{self.model}' and base_url)")
             try:
-                data = r.json()
-                data["choices"][0]
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise ServerError(f"{self.url} did not return an OpenAI chat completion: {r.text[:200]!r}") from None
-            return data
-        raise ServerError(f"OpenAI-compatible server at {self.url} failed after {self.retries + 1} tries: {problem}")
+                return r.json()
+            except ValueError:
+                raise ServerError(f"{url} did not answer with JSON: {r.text[:200]!r}") from None
+        raise ServerError(f"OpenAI-compatible server at {url} failed after {self.retries + 1} tries: {problem}")
+
+    def chat(self, messages: Sequence[Message], **params: Any) -> dict:
+        """One chat completion (the response JSON); ``params`` go into the request body."""
+        body = {"model": self.model, "messages": to_openai_messages(messages), **params}
+        data = self.post(self.url, body)
+        try:
+            data["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise ServerError(f"{self.url} did not return an OpenAI chat completion: {str(data)[:200]!r}") from None
+        return data
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Relevance of each document to ``query`` from the server's rerank (score) API, in input order."""
+        url = self.base_url + "/rerank"
+        data = self.post(url, {"model": self.model, "query": query, "documents": list(documents)})
+        scores = [math.nan] * len(documents)
+        try:
+            for item in data["results"]:
+                scores[int(item["index"])] = float(item["relevance_score"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ServerError(f"{url} did not return rerank results: {str(data)[:200]!r}") from None
+        if any(math.isnan(x) for x in scores):
+            raise ServerError(f"{url} scored {sum(not math.isnan(x) for x in scores)} of {len(documents)} "
+                              "documents; serve a cross-encoder (vLLM: a model with the score task)")
+        return scores
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 512, temperature: float = 0.0,
                  top_p: float | None = None) -> str:
@@ -141,19 +171,35 @@ class ChatClient:
         content = self.chat(messages, **params)["choices"][0]["message"].get("content")
         return content or ""
 
+    def token_logprobs(self, messages: Sequence[Message], max_tokens: int = 1) -> list[dict]:
+        """The greedy reply's first ``max_tokens`` tokens, each ``{"token", "logprob", "top_logprobs"}``
+        (the ``top_logprobs`` most likely tokens at that position, as the server reports them)."""
+        data = self.chat(messages, max_tokens=int(max_tokens), temperature=0.0, logprobs=True,
+                         top_logprobs=self.top_logprobs)
+        try:
+            content = data["choices"][0]["logprobs"]["content"]
+            content[0]["top_logprobs"][0]
+        except (KeyError, IndexError, TypeError):
+            raise ServerError(f"{self.url} returned no top_logprobs; serve the model with log-prob "
+                              "support (vLLM, SGLang and llama-cpp-python have it)") from None
+        return content
+
     def yes_probability(self, conversations: Sequence[Sequence[Message]], yes: str = "Yes",
                         no: str = "No") -> list[float]:
         """P(yes) for each conversation from the first generated token's top log-probs."""
-        out = []
-        for conv in conversations:
-            data = self.chat(conv, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
-            try:
-                top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-            except (KeyError, IndexError, TypeError):
-                raise ServerError(f"{self.url} returned no top_logprobs; serve the model with log-prob "
-                                  "support (vLLM and SGLang have it)") from None
-            out.append(yes_probability_from_top(top, yes, no))
-        return out
+        return [yes_probability_from_top(self.token_logprobs(conv)[0]["top_logprobs"], yes, no)
+                for conv in conversations]
+
+
+def chat_client(base_url: str | None, model: str | None, api_key: str | None = None, timeout: float = 600.0,
+                retries: int = 2, top_logprobs: int = 20) -> ChatClient:
+    """A ``ChatClient`` for a reranker or generator's ``backend: openai``; both options are required."""
+    if not base_url:
+        raise ConfigError("backend 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1 (a vLLM or SGLang server)")
+    if not model:
+        raise ConfigError("backend 'openai' needs model: the name the server serves (vLLM: the id after `vllm serve`)")
+    return ChatClient(base_url=base_url, model=model, api_key=api_key, timeout=timeout, retries=retries,
+                      top_logprobs=top_logprobs)
 
 
 def _error_text(r: Any) -> str:

@@ -2,6 +2,8 @@
 
 One output logit (MS MARCO cross-encoders such as ``cross-encoder/ms-marco-MiniLM-L-6-v2``) is
 the score; with two or more labels the score is the log-probability of label ``positive_label``.
+``backend="openai"`` asks a server's rerank API instead (``POST {base_url}/rerank``: vLLM serving a
+cross-encoder, e.g. ``vllm serve BAAI/bge-reranker-v2-m3``; Jina and llama.cpp's server speak it too).
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ class CrossEncoderReranker(Reranker):
     name = "cross-encoder"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, max_length: int = 512,
-                 positive_label: int = 1, device: str | None = None):
+                 positive_label: int = 1, device: str | None = None, backend: str = "transformers",
+                 base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0,
+                 retries: int = 2):
+        self.client: Any = None
+        if backend == "openai":
+            from mmrag.generate.openai_compatible import chat_client
+
+            self.client = chat_client(base_url, model, api_key=api_key, timeout=timeout, retries=retries)
+        elif backend != "transformers":
+            raise ConfigError(f"unknown backend {backend!r}; use transformers or openai")
         self.model_id = model
         self.batch_size = batch_size
         self.max_length = max_length
@@ -57,6 +68,9 @@ class CrossEncoderReranker(Reranker):
         return self._lm
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
+        if self.client is not None:
+            return [s for b in range(0, len(candidates), self.batch_size)
+                    for s in self.client.rerank(query, [c.text for c in candidates[b:b + self.batch_size]])]
         import torch
 
         model, tok = self.lm

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from mmrag.errors import ConfigError
 from mmrag.rerankers import hf
@@ -36,11 +36,11 @@ class InsertRankReranker(RankGPTReranker):
     def __init__(self, model: str | None = None, *, scores: str = "raw", score_name: str = "BM25",
                  window: int = 20, step: int = 10, max_words: int | None = 300,
                  max_new_tokens: int | None = None, device: str | None = None, dtype: str | None = None,
-                 attn: str = "sdpa", adapter: str | None = None):
+                 attn: str = "sdpa", adapter: str | None = None, **server: Any):
         if scores not in SCORE_FORMATS:
             raise ConfigError(f"insertrank scores must be one of {', '.join(SCORE_FORMATS)}, got {scores!r}")
         super().__init__(model, window=window, step=step, max_words=max_words, max_new_tokens=max_new_tokens,
-                         device=device, dtype=dtype, attn=attn, adapter=adapter)
+                         device=device, dtype=dtype, attn=attn, adapter=adapter, **server)
         self.scores = scores
         self.score_name = score_name
         self._range = (0.0, 0.0)

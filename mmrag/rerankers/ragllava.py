@@ -4,6 +4,7 @@ Each candidate page is shown as its image plus its layout text as the caption; t
 P(Yes) = softmax over the first-token logits of "Yes" and "No". ``select`` then keeps at most
 ``top_k`` pages (default 2) that clear an adaptive threshold, so a generator sees only pages the
 model believes in, and can say "not answerable" when none pass (``last_passed == 0``).
+``images=False`` asks about the layout text alone, for a text-only LLM (e.g. behind a server).
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ PROMPT = ("Image Caption: {caption}\nQuestion: {query}\nBased on the image and i
           "relevant to the question? Answer 'Yes' or 'No'.")
 
 
+TEXT_PROMPT = ("Passage: {caption}\nQuestion: {query}\nIs the passage relevant to the question? "
+               "Answer 'Yes' or 'No'.")
+
+
 def build_messages(query: str, image: object, caption: str, min_pixels: int, max_pixels: int) -> list[Message]:
-    """One Yes/No request: the page image, then the caption and the question."""
+    """One Yes/No request: the page image, then the caption and the question (no image: the text alone)."""
+    if image is None:
+        return [{"role": "user", "content": [text_part(TEXT_PROMPT.format(caption=caption, query=query))]}]
     return [{"role": "user", "content": [image_part(image, min_pixels, max_pixels),
                                          text_part(PROMPT.format(caption=caption, query=query))]}]
 
@@ -42,7 +49,8 @@ class RagLLaVAReranker(Reranker):
                  batch_size: int = 4, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS,
                  device: str | None = None, dtype: str | None = "auto", attn_implementation: str | None = None,
                  base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0,
-                 retries: int = 2, top_logprobs: int = 20, progress: bool = False):
+                 retries: int = 2, top_logprobs: int = 20, images: bool = True, progress: bool = False):
+        self.images = bool(images)
         self.top_k, self.min_score, self.relative = int(top_k), float(min_score), float(relative)
         self.caption_chars, self.batch_size = int(caption_chars), max(1, int(batch_size))
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
@@ -64,7 +72,7 @@ class RagLLaVAReranker(Reranker):
         with tqdm(total=len(candidates), desc="ragllava", unit="page", disable=not self.progress) as bar:
             for start in range(0, len(candidates), self.batch_size):
                 chunk = candidates[start:start + self.batch_size]  # pages render per batch, not all at once
-                images = candidate_images(chunk, "ragllava")
+                images = candidate_images(chunk, "ragllava") if self.images else [None] * len(chunk)
                 convs = [self.messages(query, c, img) for c, img in zip(chunk, images)]
                 scores.extend(self.backend.yes_probability(convs))
                 bar.update(len(chunk))

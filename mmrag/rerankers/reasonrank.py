@@ -8,7 +8,7 @@ Real checkpoint: ``liuwenhan/reasonrank-7B`` (Qwen2.5-7B-Instruct based).
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 from mmrag.rerankers import hf
 from mmrag.rerankers.listwise import listwise_prompt, parse_ranking
@@ -59,9 +59,9 @@ class ReasonRankReranker(RankGPTReranker):
     def __init__(self, model: str | None = None, *, window: int = 20, step: int = 10,
                  max_words: int | None = 300, max_new_tokens: int | None = 1024,
                  device: str | None = None, dtype: str | None = None, attn: str = "sdpa",
-                 adapter: str | None = None):
+                 adapter: str | None = None, **server: Any):
         super().__init__(model, window=window, step=step, max_words=max_words, max_new_tokens=max_new_tokens,
-                         device=device, dtype=dtype, attn=attn, adapter=adapter)
+                         device=device, dtype=dtype, attn=attn, adapter=adapter, **server)
 
     def passages(self, candidates: Sequence[Candidate]) -> list[str]:
         return [neutralise_ids(hf.truncate_words(c.text, self.max_words)) for c in candidates]
