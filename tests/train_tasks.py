@@ -1,0 +1,49 @@
+"""A small synthetic ranking task the training recipes learn in a few CPU steps, and tiny models for it.
+
+Each query asks for treasure; a relevant passage is made of treasure words, the others of junk
+words, and the relevant one sits at a random position. A model must read the passages to rank
+them: any position prior scores like a random order.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from mmrag.train.ranking_types import RankingExample
+
+TREASURE = ["gold", "ruby", "pearl", "silver"]
+JUNK = ["lead", "mud", "sand", "dust", "rock", "clay"]
+QUERY_WORDS = ["find", "the", "treasure"]
+WORDS = TREASURE + JUNK + QUERY_WORDS + ["Image"]
+
+
+def ranking_examples(n: int, seed: int, size: int = 4, prefix: str = "q", length: int = 8,
+                     first: float = 0.0) -> list[RankingExample]:
+    """``n`` queries of ``size`` candidates of ``length`` words, exactly one relevant: first in the
+    list with probability ``first`` (a first stage that is right that often), else anywhere."""
+    rng = random.Random(seed)
+    out = []
+    for q in range(n):
+        good = 0 if rng.random() < first else rng.randrange(size)
+        cands = []
+        for i in range(size):
+            words = TREASURE if i == good else JUNK
+            cands.append((f"{prefix}{q}d{i}", " ".join(rng.choice(words) for _ in range(length))))
+        out.append(RankingExample(qid=f"{prefix}{q}", query="find the treasure", candidates=cands,
+                                  relevance={f"{prefix}{q}d{good}": 1}))
+    return out
+
+
+def tiny_ranking_lm(root: Path, seed: int = 0) -> Path:
+    """A random 1-layer GPT-2 with the small word tokenizer, saved under ``root``."""
+    from tests.tiny import save_tiny_causal_lm, tiny_word_tokenizer
+
+    tok = tiny_word_tokenizer(root / "tok", WORDS)
+    return save_tiny_causal_lm(tok, root / f"lm{seed}", seed=seed)
+
+
+def mean_std(values: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
