@@ -22,8 +22,8 @@ OPTIONS = {
     "window": 20,  # passages per prompt (A..T)
     "max_words": 300,  # words kept per passage, as the reranker does
     "rank_weight": 10.0,  # weight of the RankNet term against the LM term
-    "shuffle": True,  # present each window in a random order (no position prior to learn)
-    "copies": 1,  # shuffled copies of each example
+    "shuffle": False,  # keep the first-stage order the reranker sees; True: random order
+    "copies": 1,  # copies of each example (each shuffled anew when shuffle is on)
 }
 
 

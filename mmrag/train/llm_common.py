@@ -181,6 +181,18 @@ def with_positives(examples: Sequence[RankingExample]) -> list[RankingExample]:
     return kept
 
 
+def prompt_rows(examples: Sequence[RankingExample], size: int, opts: dict, prompt: Any) -> list[dict]:
+    """One row per example with a positive: ``prompt(query, candidates)`` over a window of ``size``
+    (shuffled when ``opts["shuffle"]``) and the window's labels by position."""
+    rng = random.Random(int(opts["seed"])) if opts.get("shuffle") else None
+    rows = []
+    for e in with_positives(examples):
+        window, relevance = window_of(e, size, rng)
+        rows.append({"prompt": prompt(e.query, candidates(window)),
+                     "labels": [relevance.get(i, 0) for i in range(len(window))]})
+    return rows
+
+
 def candidates(window: Sequence[tuple[str, str]]) -> list:
     from mmrag.types import Candidate
 

@@ -9,7 +9,6 @@ the saved folder, which loads with ``mmrag.rerankers.load("rank-r1", model=OUT)`
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from mmrag.train import llm_common as common
@@ -47,13 +46,7 @@ def prompts(examples: list[RankingExample], tok: object, opts: dict) -> list[dic
 
     reranker = RankR1Reranker(model=opts["model"], children=int(opts["children"]), max_words=opts["max_words"])
     reranker._lm = (None, tok)  # prompts only need the tokenizer's chat template
-    rng = random.Random(int(opts["seed"]))
-    rows = []
-    for e in common.with_positives(examples):
-        window, relevance = common.window_of(e, int(opts["children"]) + 1, rng if opts["shuffle"] else None)
-        rows.append({"prompt": reranker.prompt(e.query, common.candidates(window)),
-                     "labels": [relevance.get(i, 0) for i in range(len(window))]})
-    return rows
+    return common.prompt_rows(examples, int(opts["children"]) + 1, opts, reranker.prompt)
 
 
 def train(examples: list[RankingExample], out: Path, options: dict) -> dict:
