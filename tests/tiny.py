@@ -281,12 +281,13 @@ SIMPLE_CHAT_TEMPLATE = (
 )
 
 
-def tiny_word_tokenizer(out: Path, words: list[str], max_id: int = 20) -> Path:
-    """Save a ``PreTrainedTokenizerFast`` (WordLevel, whitespace + punctuation split) into ``out``."""
+def tiny_word_tokenizer(out: Path, words: list[str], max_id: int = 20, vision: bool = False) -> Path:
+    """Save a ``PreTrainedTokenizerFast`` (WordLevel, whitespace + punctuation split) into ``out``;
+    with ``vision``, Qwen's vision tokens and the Qwen2-VL chat template (see ``save_tiny_qwen_vl``)."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    special = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    special = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"] + (VISION_TOKENS if vision else [])
     tags = ["<think>", "</think>", "<answer>", "</answer>"] + [f"[{i}]" for i in range(1, max_id + 1)]
     base = (["system", "user", "assistant", "[", "]", ",", ">", "(", ")", ".", ":", '"', "?"]
             + [chr(ord("A") + i) for i in range(26)] + [str(i) for i in range(max_id + 1)])
@@ -300,7 +301,7 @@ def tiny_word_tokenizer(out: Path, words: list[str], max_id: int = 20) -> Path:
     tok.add_tokens([AddedToken(t, special=False, single_word=False) for t in tags])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|endoftext|>",
                                    pad_token="<|endoftext|>", bos_token=None)
-    fast.chat_template = SIMPLE_CHAT_TEMPLATE
+    fast.chat_template = QWEN_VL_CHAT_TEMPLATE if vision else SIMPLE_CHAT_TEMPLATE
     fast.save_pretrained(out)
     return out
 

@@ -47,3 +47,32 @@ def mean_std(values: list[float]) -> str:
     import statistics
 
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def page_examples(n: int, seed: int, root: Path, size: int = 3, prefix: str = "p") -> list[RankingExample]:
+    """``n`` queries over ``size`` page images (56 px): the relevant page is bright, the others dark."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for q in range(n):
+        good = rng.randrange(size)
+        cands, images = [], []
+        for i in range(size):
+            level = rng.randrange(200, 256) if i == good else rng.randrange(0, 56)
+            path = root / f"{prefix}{q}-{i}.png"
+            Image.new("RGB", (56, 56), (level, level, level)).save(path)
+            cands.append((f"{prefix}{q}d{i}", "page"))
+            images.append(str(path))
+        out.append(RankingExample(qid=f"{prefix}{q}", query="find the treasure", candidates=cands,
+                                  relevance={f"{prefix}{q}d{good}": 1}, images=images))
+    return out
+
+
+def tiny_page_vlm(root: Path, seed: int = 0) -> Path:
+    """A random tiny Qwen2.5-VL with the small word tokenizer (and Qwen's vision tokens)."""
+    from tests.tiny import save_tiny_qwen_vl, tiny_word_tokenizer
+
+    tok = tiny_word_tokenizer(root / "vtok", WORDS, vision=True)
+    return save_tiny_qwen_vl(tok, root / f"vlm{seed}", seed=seed)

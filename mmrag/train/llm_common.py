@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -141,6 +142,10 @@ def save(model: Any, processor: Any, out: Path, summary: dict) -> dict:
     """Write the (merged) model, its tokenizer/processor and ``train_summary.json`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for work in ("checkpoints", "sft", "grpo"):  # trainer output folders that stayed empty (save_strategy="no")
+        folder = out / work
+        if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder)
     model = merge_lora(model)
     model.save_pretrained(out)
     processor.save_pretrained(out)
