@@ -15,6 +15,7 @@ from mmrag.train.ranking_types import RankingExample
 TREASURE = ["gold", "ruby", "pearl", "silver"]
 JUNK = ["lead", "mud", "sand", "dust", "rock", "clay"]
 QUERY_WORDS = ["find", "the", "treasure"]
+SEEDS_3 = (0, 1, 2)
 WORDS = TREASURE + JUNK + QUERY_WORDS + ["Image"]
 
 
@@ -76,3 +77,34 @@ def tiny_page_vlm(root: Path, seed: int = 0) -> Path:
 
     tok = tiny_word_tokenizer(root / "vtok", WORDS, vision=True)
     return save_tiny_qwen_vl(tok, root / f"vlm{seed}", seed=seed)
+
+
+def qa_examples(n: int, seed: int, prefix: str = "g") -> list:
+    """``n`` questions whose one evidence page names the treasure (the answer) among junk words."""
+    from mmrag.train.generator_noise import QAExample
+    from mmrag.types import Hit
+
+    rng = random.Random(seed)
+    out = []
+    for q in range(n):
+        answer = rng.choice(TREASURE)
+        words = [rng.choice(JUNK) for _ in range(6)]
+        words.insert(rng.randrange(len(words) + 1), answer)
+        page = Hit(doc_id=f"{prefix}{q}", path=f"{prefix}{q}.pdf", page=1, score=1.0, text=" ".join(words))
+        out.append(QAExample("find the treasure", answer, [page]))
+    return out
+
+
+def answer_accuracy(model: Path, examples: list, noise_pages: int, seed: int) -> float:
+    """Share of questions the ``hf-causal`` generator answers with the right word, its evidence
+    mixed with ``noise_pages`` irrelevant pages."""
+    from mmrag.generate.hf_causal import HFCausalGenerator
+    from mmrag.train.generator_noise import mix_noise
+
+    gen = HFCausalGenerator(model=str(model), max_new_tokens=3, contexts=noise_pages + 1)
+    mixed = mix_noise(examples, noise_pages, random.Random(seed))
+    hits = 0
+    for e, pages in zip(examples, mixed):
+        text, _ = gen.generate(gen.build_messages(e.question, pages))
+        hits += int(text.split()[:1] == [e.answer])
+    return hits / len(examples)
