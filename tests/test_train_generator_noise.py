@@ -139,3 +139,33 @@ def test_noise_injected_training_of_a_qwen_vl_model(tmp_path: Path):
     assert float(ids["pixel_values"].float().std()) < 0.3 < 0.45 < min(seen)  # noise of std 0.5 in training
     gen = QwenVLGenerator(model=str(out), max_new_tokens=2, min_pixels=28 * 28, max_pixels=4 * 28 * 28)
     assert isinstance(gen.answer("find the treasure", examples[0].contexts).text, str)
+
+
+def test_cli_train_generator_reports_a_missing_file_with_exit_2(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from mmrag.cli import app
+
+    result = CliRunner().invoke(app, ["train", "generator", "--data", str(tmp_path / "nope.jsonl"), "--out",
+                                      str(tmp_path / "o"), "--noise-injection"])
+    assert result.exit_code == 2 and "no QA file" in result.output
+
+
+@pytest.mark.slow
+def test_cli_train_generator_json_summary(tmp_path: Path):
+    """`mmrag train generator --noise-injection --json`: only the summary on stdout, the model saved."""
+    import subprocess
+    import sys
+
+    base = tiny_ranking_lm(tmp_path, 0)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": e.question, "answer": e.answer, "contexts": [
+        {"doc_id": h.doc_id, "page": h.page, "text": h.text} for h in e.contexts]}) + "\n" for e in qa_examples(4, 0)))
+    out = tmp_path / "gen"
+    proc = subprocess.run([sys.executable, "-m", "mmrag", "train", "generator", "--data", str(data), "--out", str(out),
+                           "--noise-injection", "--noise-pages", "1", "--model", str(base), "--max-steps", "2",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["options"]["noise_pages"] == 1 and len(summary["loss"]) == 2
+    assert (out / "model.safetensors").is_file() and (out / "train_summary.json").is_file()
