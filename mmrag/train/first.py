@@ -106,14 +106,15 @@ def train(examples: list[RankingExample], out: Path, options: dict) -> dict:
 
     from mmrag.rerankers.first import FirstReranker
 
-    reranker = FirstReranker(model=opts["model"], window=int(opts["window"]), max_words=opts["max_words"])
+    window = int(opts["window"])
+    reranker = FirstReranker(model=opts["model"], window=window, step=max(1, window // 2), max_words=opts["max_words"])
     reranker._lm = (model, tok)  # build prompts with the reranker's own code, on this tokenizer
     rng = random.Random(int(opts["seed"]))
     rows = []
     for e in common.with_positives(examples):
         for _ in range(int(opts["copies"])):
-            window, relevance = common.window_of(e, int(opts["window"]), rng if opts["shuffle"] else None)
-            rows.append(encode_window(tok, reranker, e.query, window, relevance))
+            shown, relevance = common.window_of(e, window, rng if opts["shuffle"] else None)
+            rows.append(encode_window(tok, reranker, e.query, shown, relevance))
     lora = common.lora_config(opts)
     if lora is not None:
         from peft import get_peft_model
