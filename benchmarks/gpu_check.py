@@ -10,6 +10,8 @@ the run goes on):
 - ``faiss``: flat inner-product search, faiss-gpu vs faiss-cpu on the same vectors (ratio);
 - ``maxsim``: multi-vector store MaxSim queries/s over ColQwen2-sized pages (memory-mapped);
 - ``finetune``: `mmrag.train` on the synthetic corpus for a fixed time budget (steps/s);
+- ``train_llm``: the LLM training recipes (FIRST in bf16 per batch size, Rank-R1 GRPO with vLLM
+  rollouts when vllm is installed) on ``MMRAG_TRAIN_LLM`` (default Qwen2.5-0.5B-Instruct);
 - ``vlm``: the vision-reranker engineer's ``benchmarks/gpu_check_vlm.run()`` (MM-R5, RagLLaVA,
   Qwen2.5-VL tokens/s); add more by appending to ``SECTIONS``.
 Writes benchmarks/results/gpu_check.json (dry runs write gpu_check_dryrun.json: not GPU figures).
@@ -241,9 +243,58 @@ def section_vlm(args: argparse.Namespace, ctx: dict) -> dict:
     return gpu_check_vlm.run()
 
 
+# ----------------------------------------------------------------------------- train_llm (issue 14)
+TRAIN_LLM = "Qwen/Qwen2.5-0.5B-Instruct"  # any causal LM in the local cache; MM-R5 needs a Qwen2.5-VL
+
+
+def section_train_llm(args: argparse.Namespace, ctx: dict) -> dict:
+    """The LLM training recipes in bf16 on the GPU: FIRST steps/s and peak memory per batch size, then a
+    few GRPO steps of Rank-R1 (vLLM rollouts when vllm is installed, else transformers generate)."""
+    import importlib.util
+    import random
+
+    import torch
+
+    from mmrag.train import first, rank_r1
+    from mmrag.train.ranking_types import RankingExample
+
+    if args.dry_run:
+        from tests.train_tasks import ranking_examples, tiny_ranking_lm
+
+        model = str(tiny_ranking_lm(Path(tempfile.mkdtemp()), 0))
+        examples = ranking_examples(64, 0)
+    else:
+        model = os.environ.get("MMRAG_TRAIN_LLM", TRAIN_LLM)
+        rng = random.Random(0)
+        words = "the report states revenue grew while costs fell across every region in the year".split()
+        examples = [RankingExample(f"q{q}", "how did revenue change", [
+            (f"q{q}d{i}", " ".join(rng.choice(words) for _ in range(120))) for i in range(20)], {f"q{q}d0": 1})
+            for q in range(64)]
+    out: dict = {"model": model, "bf16": ctx["device"] == "cuda"}
+    for bs in (args.batch_sizes if args.dry_run else [1, 4, 8]):
+        if ctx["device"] == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            s = first.train(examples, Path(tmp), {"model": model, "max_steps": 4, "batch_size": bs, "lr": 1e-5,
+                                                  "progress": False, "window": 4 if args.dry_run else 20})
+            sec = time.perf_counter() - t0
+        out[f"first_bs{bs}"] = {"seconds": sec, "steps_per_s": 4 / sec, "loss": s["loss"],
+                                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if ctx["device"] == "cuda" else None}
+    vllm = ctx["device"] == "cuda" and importlib.util.find_spec("vllm") is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        s = rank_r1.train(examples, Path(tmp), {
+            "model": model, "max_steps": 3, "batch_size": 2, "num_generations": 8, "lora_r": 16, "progress": False,
+            "max_completion_length": 16 if args.dry_run else 256, "children": 3 if args.dry_run else 19,
+            "use_vllm": vllm})
+        out["rank_r1_grpo"] = {"seconds": time.perf_counter() - t0, "vllm_rollouts": vllm, "reward": s["reward"]}
+    return out
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, dict], dict]] = {
     "encoders": section_encoders, "faiss": section_faiss, "maxsim": section_maxsim,
-    "finetune": section_finetune, "vlm": section_vlm,
+    "finetune": section_finetune, "vlm": section_vlm, "train_llm": section_train_llm,
 }
 
 

@@ -269,3 +269,63 @@ def tiny_sentence_transformer(out: Path, pooling: str) -> Path:
     st = SentenceTransformer(modules=[body, models.Pooling(32, pooling_mode=pooling)], device="cpu")
     st.save(str(out / "st"))
     return out / "st"
+
+
+# --- training recipes (issue 14) -----------------------------------------------------------
+# A word-level tokenizer small enough that a random 2-layer model can learn a ranking task in a
+# few CPU steps: passage ids ``[1]``.. and the reasoning tags are single tokens, ``[`` then a
+# letter spells FIRST's identifiers, and every other word outside ``words`` reads as <unk>.
+SIMPLE_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_word_tokenizer(out: Path, words: list[str], max_id: int = 20, vision: bool = False) -> Path:
+    """Save a ``PreTrainedTokenizerFast`` (WordLevel, whitespace + punctuation split) into ``out``;
+    with ``vision``, Qwen's vision tokens and the Qwen2-VL chat template (see ``save_tiny_qwen_vl``)."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"] + (VISION_TOKENS if vision else [])
+    tags = ["<think>", "</think>", "<answer>", "</answer>"] + [f"[{i}]" for i in range(1, max_id + 1)]
+    base = (["system", "user", "assistant", "[", "]", ",", ">", "(", ")", ".", ":", '"', "?"]
+            + [chr(ord("A") + i) for i in range(26)] + [str(i) for i in range(max_id + 1)])
+    vocab: dict[str, int] = {}
+    for w in special + base + [w for w in words if w not in base]:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Punctuation("isolated")])
+    tok.add_special_tokens([AddedToken(t, special=True) for t in special])
+    tok.add_tokens([AddedToken(t, special=False, single_word=False) for t in tags])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>", bos_token=None)
+    fast.chat_template = QWEN_VL_CHAT_TEMPLATE if vision else SIMPLE_CHAT_TEMPLATE
+    fast.save_pretrained(out)
+    return out
+
+
+def save_tiny_causal_lm(tokenizer_dir: Path, out: Path, seed: int = 0, arch: str = "gpt2", layers: int = 1) -> Path:
+    """A tiny random causal LM sized to ``tokenizer_dir``'s vocabulary, saved with that tokenizer so
+    ``AutoModelForCausalLM`` / the rerankers load the folder by ``model:``. ``gpt2`` (learned absolute
+    positions: one attention hop can tell which passage a word sits in, so a few CPU steps teach a
+    ranking), or ``llama`` / ``qwen2`` (see ``tiny_causal_lm``)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if arch == "gpt2":
+        torch.manual_seed(seed)
+        config = GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=layers, n_head=4, n_positions=1024,
+                            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    else:
+        model = tiny_causal_lm(len(tok), arch=arch, seed=seed, attn="sdpa")
+    model.config.eos_token_id = tok.eos_token_id
+    model.config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
