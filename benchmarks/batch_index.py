@@ -12,6 +12,11 @@ and content hash), and the same vector for every chunk. Prints a table and write
 benchmarks/results/batch_index.json.
 
     python benchmarks/batch_index.py [--work /tmp/mmrag-batch] [--workers 2] [--kill-after 0.5]
+
+With ``--engine ray`` it compares engines instead: the same inputs indexed by the process pool
+and by the Ray Data engine (a local Ray with as many CPUs as --workers), pages/s of each and
+their ratio from one run, and whether both built the same index; written to
+benchmarks/results/batch_index_ray.json.
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ def main() -> None:
                          "that A and B do not differ by which documents happened to time out")
     ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="folders or files to index (default: both corpora)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="ray: pages/s of the Ray engine vs the process pool with the same workers (no kill test)")
     ap.add_argument("--recompare", action="store_true",
                     help="only redo the A/B comparison of the folders in --work and update --out")
     args = ap.parse_args()
@@ -117,6 +124,8 @@ def main() -> None:
 
     report_a, wall_a = run_index(args.inputs, args.work / "A", extra, log)
     summary_a = summarize(report_a, wall_a)
+    if args.engine == "ray":
+        return ray_vs_process_pool(args, extra, log, summary_a, files)
     kill = killed_run(args.inputs, args.work / "B", extra, args.kill_after * wall_a, log)
     report_b, wall_b = run_index([], args.work / "B", extra + ["--resume"], log)
     summary_b = summarize(report_b, wall_b)
@@ -153,6 +162,38 @@ def main() -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(f"wrote {args.out}")
+
+
+def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, pool: dict, files: int) -> None:
+    """`--engine ray` on the inputs A was built from, with A's workers: pages/s ratio and same-index check."""
+    from mmrag.cli.batch import compare_contents, index_contents, summarize
+
+    report, wall = run_index(args.inputs, args.work / "R", extra + ["--engine", "ray"], log)
+    ray = summarize(report, wall)
+    same = compare_contents(index_contents(args.work / "A"), index_contents(args.work / "R"))
+    out = args.out if args.out != RESULTS else RESULTS.with_name("batch_index_ray.json")
+    result = {
+        "inputs": [str(c) for c in args.inputs], "pdf_files": files,
+        "settings": {"config": "configs/default.yaml", "ingest_timeout_s": args.timeout or "preset (60)",
+                     "workers": args.workers, "batch_size": args.batch_size,
+                     "ray": f"local Ray, num_cpus={args.workers}, one encoder actor",
+                     "load_average_at_start": os.getloadavg()},
+        "process_pool": pool, "ray": ray,
+        "ray_over_process_pool_pages_per_s": round(ray["pages_per_second"] / pool["pages_per_second"], 3)
+        if pool["pages_per_second"] else None,
+        "same_index": {k: same[k] for k in ("same_documents", "same_pages", "same_vector_keys",
+                                            "max_abs_vector_diff", "pages", "vectors")},
+        "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": {**versions(), **package_versions("ray")},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'':<22}{'process pool':>14}{'ray':>10}")
+    for key in ("indexed", "failed", "pages", "seconds", "pages_per_second"):
+        print(f"{key:<22}{pool[key]:>14}{ray[key]:>10}")
+    print(f"ray / process pool pages/s: {result['ray_over_process_pool_pages_per_s']} "
+          f"({args.workers} workers); same documents / pages / vector keys: {same['same_documents']} / "
+          f"{same['same_pages']} / {same['same_vector_keys']}, max |A - R| {same['max_abs_vector_diff']}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

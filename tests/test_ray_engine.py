@@ -199,3 +199,61 @@ def test_kill_minus_9_of_a_ray_run_then_resume(local_ray, tmp_path: Path) -> Non
     assert resumed["totals"]["ok"] == N_DOCS and resumed["totals"]["error"] == 1
     index(str(docs), "--index", str(tmp_path / "A"), *common)
     same_index(tmp_path / "A", tmp_path / "B")
+
+
+@pytest.mark.slow
+def test_ray_address_joins_a_running_cluster(tmp_path: Path) -> None:
+    """`--ray-address` joins a cluster started apart (`ray start --head`, one node here) and leaves it
+    running; the driver is a separate `mmrag index` process, as on a real cluster."""
+    pytest.importorskip("ray", reason="the Ray engine needs mmrag[ray]")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from tests.hash_encoder import register
+
+    register()
+    import uuid
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Ray's token authentication, as a cluster uses it: the head and every driver share the token
+    env.update(PYTHONPATH=str(ROOT), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=uuid.uuid4().hex)
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard", "false",
+                             "--disable-usage-stats"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and head.poll() is None:  # until the head's GCS listens
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "status", "--address", f"127.0.0.1:{port}"],
+                       env=env, capture_output=True, timeout=120)  # and its node has registered
+        docs = make_docs(tmp_path / "docs")
+        cfg = tmp_path / "cfg.yaml"
+        cfg.write_text(HASH_CFG)
+        code = ("import sys; from tests.hash_encoder import register; register(); "
+                "from mmrag.cli import main; sys.argv = ['mmrag', 'index', *sys.argv[1:]]; main()")
+        args = ["--index", str(tmp_path / "R"), "--config", str(cfg), "--engine", "ray",
+                "--ray-address", f"127.0.0.1:{port}", "--workers", "2", "--json", "--quiet"]
+        # three reports, then the whole folder: the second run goes through the same, still running cluster
+        for paths in (sorted(map(str, docs.glob("report-0[0-2].pdf"))), [str(docs)]):
+            out = subprocess.run([sys.executable, "-c", code, *paths, *args], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=300)
+            assert out.returncode == 0, out.stderr[-3000:]
+            assert head.poll() is None, "mmrag index stopped a cluster it did not start"
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        assert report["totals"] == {"ok": N_DOCS, "error": 1, "pages": 15 - 6, "skipped": 3}
+        index(str(docs), "--index", str(tmp_path / "L"), "--config", str(cfg))
+        same_index(tmp_path / "L", tmp_path / "R")
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops the processes it started
+        head.wait(60)
+        time.sleep(2)
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # any of them (same process group) still there
+        except ProcessLookupError:
+            pass

@@ -44,7 +44,7 @@ def index_cmd(
         "loses only what was not yet committed."),
     engine: Optional[str] = typer.Option(
         None, "--engine", help="Who ingests and encodes: local (process pool, the default) or ray (a Ray Data "
-        "pipeline; needs mmrag[ray]). This process writes the index either way."),
+        "pipeline; needs the ray extra). This process writes the index either way."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="With --engine ray: the cluster to join (auto, ray://HOST:10001); default: "
         "start a local Ray with --workers CPUs."),

@@ -132,8 +132,10 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
         else:
             ray.init(num_cpus=workers, **quiet)
     except ConnectionError as e:
-        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({e}); start it (`ray start --head`) "
-                          "or check --ray-address") from None
+        auth = "Authentication" in f"{e} {e.__cause__} {e.__context__}"
+        hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or ~/.ray/auth_token)"
+                if auth else "; start it (`ray start --head`) or check --ray-address")
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({e}){hint}") from None
     return True
 
 
