@@ -2,8 +2,10 @@
 the same index as the local process pool, with the same report, typed errors, skip-unchanged and
 ``--resume``.
 
-The quick tests share one local Ray per module (starting Ray takes ~10 s here); the slow ones
-index the 45 MMLongBench-Doc PDFs with both engines and kill a Ray run with SIGKILL.
+The tests share one local Ray per module (starting Ray takes ~10 s here). The quick ones build
+small reports with both engines; the slow ones resume unfinished Ray runs (one killed with
+SIGKILL), index the 45 MMLongBench-Doc PDFs with both engines, and join a cluster started with
+`ray start --head`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def local_ray():
 
     register()
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -116,12 +118,20 @@ def test_ray_engine_builds_the_local_engines_index_with_typed_errors_and_skips(l
     assert by_name["report-new.pdf"].get("skipped") is None
     assert again["R"]["totals"]["skipped"] == N_DOCS - 1
     same_index(tmp_path / "L", tmp_path / "R")
+    from mmrag.cli import app
+
+    found = CliRunner().invoke(app, ["search", "hail in the northern valleys", "--index", str(tmp_path / "R"),
+                                     "--config", str(common[1]), "--json", "-k", "1"])
+    assert found.exit_code == 0, found.output
+    hit = json.loads(found.stdout)["hits"][0]
+    assert Path(hit["path"]).name == "report-new.pdf" and hit["page"] == 1
 
     # --resume takes the engine from run.json; a finished run has nothing to resume
     out = index("--index", str(tmp_path / "R"), "--resume", code=2)
     assert "nothing to resume" in out["output"]
 
 
+@pytest.mark.slow
 def test_resume_continues_an_unfinished_ray_run_with_ray(local_ray, tmp_path: Path) -> None:
     """A run that stopped part-way (here: its run.json left unfinished after indexing some of the
     files) continues with --resume: the committed documents are skipped, the rest go through Ray."""

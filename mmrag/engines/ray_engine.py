@@ -130,7 +130,7 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers, **quiet)
+            ray.init(address="local", num_cpus=workers, **quiet)  # a new Ray, whatever `ray start` left behind
     except ConnectionError as e:
         auth = "Authentication" in f"{e} {e.__cause__} {e.__context__}"
         hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or ~/.ray/auth_token)"
