@@ -161,11 +161,13 @@ def test_engine_options_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "local, ray" in out["output"]
     # without Ray installed, the error names the pip command (ray hidden from the import system)
     monkeypatch.setitem(sys.modules, "ray", None)
-    from mmrag.engines.ray_engine import _import_ray
+    from mmrag.engines.ray_engine import require_ray
     from mmrag.errors import MissingDependency
 
     with pytest.raises(MissingDependency, match=r"pip install 'mmrag\[ray\]'"):
-        _import_ray()
+        require_ray()
+    out = index(str(docs), "--index", str(tmp_path / "I"), "--engine", "ray", code=2)
+    assert "pip install 'mmrag[ray]'" in out["output"] and not (tmp_path / "I" / "run.json").exists()
 
 
 @pytest.mark.slow

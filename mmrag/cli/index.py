@@ -85,6 +85,10 @@ def index_cmd(
         raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if ray_address and engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
+    if engine == "ray" and not dry_run:  # a missing extra is said before run.json is written
+        from mmrag.engines.ray_engine import require_ray
+
+        require_ray()
     from mmrag.config import load_config
 
     cfg = load_config(config, {"index": {"commit_docs": batch_size}} if batch_size else None)

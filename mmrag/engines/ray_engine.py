@@ -27,7 +27,8 @@ from mmrag.errors import ConfigError, IndexMismatch, MissingDependency, MmragErr
 ENCODE_DOCS = 8  # documents per call to an encoder actor
 
 
-def _import_ray() -> Any:
+def require_ray() -> Any:
+    """The ``ray`` module with Ray Data, or MissingDependency with the pip command."""
     try:
         import ray
         import ray.data  # noqa: F401
@@ -162,7 +163,7 @@ def ingest_and_encode(rag: Any, files: list[Path], *, workers: int | None, passw
     """
     if not files:
         return
-    ray = _import_ray()
+    ray = require_ray()
     from mmrag.encoders import REGISTRY
 
     started = _connect(ray, address, workers or rag.config.ingest.workers)
@@ -209,4 +210,4 @@ def ingest_and_encode(rag: Any, files: list[Path], *, workers: int | None, passw
             ray.shutdown()
 
 
-__all__ = ["ReportedIdentities", "ingest_and_encode"]
+__all__ = ["ReportedIdentities", "ingest_and_encode", "require_ray"]
