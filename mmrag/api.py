@@ -137,7 +137,7 @@ class RAG:
         if engine == "ray" and not dry_run:
             from mmrag.engines.ray_engine import ReportedIdentities
 
-            identities = ReportedIdentities()  # the writer checks the encoder actors' identities
+            identities = ReportedIdentities(self._factory)  # the writer checks the actors' identities
         ix = (self._open(write=True, encoder_factory=identities) if not dry_run
               else (self._open(write=False) if existing_index else None))
         try:

@@ -126,6 +126,15 @@ def test_ray_engine_builds_the_local_engines_index_with_typed_errors_and_skips(l
     hit = json.loads(found.stdout)["hits"][0]
     assert Path(hit["path"]).name == "report-new.pdf" and hit["page"] == 1
 
+    # --prune with nothing to ingest: a commit that only deletes, with no encoder actor to ask
+    (docs / "report-new.pdf").unlink()
+    for name in ("L", "R"):
+        engine = ["--engine", "ray"] if name == "R" else []
+        again[name] = index(str(docs), "--index", str(tmp_path / name), *common, "--prune", *engine)
+    assert outcome(again["R"]) == outcome(again["L"])
+    assert [Path(d["path"]).name for d in again["R"]["documents"] if d.get("skipped") == "pruned"] == ["report-new.pdf"]
+    same_index(tmp_path / "L", tmp_path / "R")
+
     # --resume takes the engine from run.json; a finished run has nothing to resume
     out = index("--index", str(tmp_path / "R"), "--resume", code=2)
     assert "nothing to resume" in out["output"]

@@ -54,8 +54,9 @@ class ReportedIdentities:
     stop the run before anything of theirs is committed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fallback: Any) -> None:
         self.seen: dict[str, dict] = {}
+        self.fallback = fallback  # the model itself, for a commit that only deletes (nothing was encoded)
 
     def record(self, identities: dict[str, dict]) -> None:
         for name, identity in identities.items():
@@ -64,10 +65,8 @@ class ReportedIdentities:
                 raise IndexMismatch(f"the Ray encoder actors disagree on field '{name}': {first} vs {identity}; "
                                     "install the same model and mmrag version on every node")
 
-    def __call__(self, f: FieldConfig) -> _Identity:
-        if f.name not in self.seen:
-            raise ConfigError(f"no encoder actor reported field '{f.name}'")  # a bug: vectors come first
-        return _Identity(self.seen[f.name])
+    def __call__(self, f: FieldConfig) -> Any:
+        return _Identity(self.seen[f.name]) if f.name in self.seen else self.fallback(f)
 
 
 def _ingest(row: dict, *, config: Any, passwords: dict | None, chunk_words: int) -> dict:
