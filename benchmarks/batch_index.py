@@ -14,9 +14,9 @@ benchmarks/results/batch_index.json.
     python benchmarks/batch_index.py [--work /tmp/mmrag-batch] [--workers 2] [--kill-after 0.5]
 
 With ``--engine ray`` it compares engines instead: the same inputs indexed by the process pool
-and by the Ray Data engine (a local Ray with as many CPUs as --workers), pages/s of each and
-their ratio from one run, and whether both built the same index; written to
-benchmarks/results/batch_index_ray.json.
+and by the Ray Data engine (a local Ray with as many CPUs as --workers), back to back in rotating
+order over ``--rounds``; pages/s of each and their ratio from one run, and whether both built the
+same index; written to benchmarks/results/batch_index_ray.json.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--engine", choices=["local", "ray"], default="local",
                     help="ray: pages/s of the Ray engine vs the process pool with the same workers (no kill test)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --engine ray: rounds in rotating order")
     ap.add_argument("--recompare", action="store_true",
                     help="only redo the A/B comparison of the folders in --work and update --out")
     args = ap.parse_args()
@@ -122,10 +123,10 @@ def main() -> None:
         extra += ["--batch-size", str(args.batch_size)]
     files = sum(1 for c in args.inputs for p in c.rglob("*") if p.suffix.lower() == ".pdf")
 
+    if args.engine == "ray":
+        return ray_vs_process_pool(args, extra, log, files)
     report_a, wall_a = run_index(args.inputs, args.work / "A", extra, log)
     summary_a = summarize(report_a, wall_a)
-    if args.engine == "ray":
-        return ray_vs_process_pool(args, extra, log, summary_a, files)
     kill = killed_run(args.inputs, args.work / "B", extra, args.kill_after * wall_a, log)
     report_b, wall_b = run_index([], args.work / "B", extra + ["--resume"], log)
     summary_b = summarize(report_b, wall_b)
@@ -164,35 +165,50 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, pool: dict, files: int) -> None:
-    """`--engine ray` on the inputs A was built from, with A's workers: pages/s ratio and same-index check."""
+def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, files: int) -> None:
+    """Both engines on the same inputs with the same workers, in rotating order over --rounds
+    (pool then Ray, Ray then pool, ...): pages/s of each over all rounds, their ratio, and
+    whether the last two builds hold the same index."""
     from mmrag.cli.batch import compare_contents, index_contents, summarize
 
-    report, wall = run_index(args.inputs, args.work / "R", extra + ["--engine", "ray"], log)
-    ray = summarize(report, wall)
-    same = compare_contents(index_contents(args.work / "A"), index_contents(args.work / "R"))
+    engines = {"process_pool": [], "ray": []}
+    for r in range(args.rounds):
+        order = ["process_pool", "ray"] if r % 2 == 0 else ["ray", "process_pool"]
+        for name in order:
+            folder = args.work / f"{name}-{r}"
+            report, wall = run_index(args.inputs, folder, extra + (["--engine", "ray"] if name == "ray" else []), log)
+            engines[name].append({"round": r, "load_average_at_start": os.getloadavg(), **summarize(report, wall)})
+    totals = {name: {"pages": sum(x["pages"] for x in runs), "seconds": round(sum(x["seconds"] for x in runs), 2)}
+              for name, runs in engines.items()}
+    for t in totals.values():
+        t["pages_per_second"] = round(t["pages"] / t["seconds"], 3) if t["seconds"] else 0.0
+    last = args.rounds - 1
+    same = compare_contents(index_contents(args.work / f"process_pool-{last}"), index_contents(args.work / f"ray-{last}"))
     out = args.out if args.out != RESULTS else RESULTS.with_name("batch_index_ray.json")
     result = {
         "inputs": [str(c) for c in args.inputs], "pdf_files": files,
         "settings": {"config": "configs/default.yaml", "ingest_timeout_s": args.timeout or "preset (60)",
-                     "workers": args.workers, "batch_size": args.batch_size,
+                     "workers": args.workers, "batch_size": args.batch_size, "rounds": args.rounds,
                      "ray": f"local Ray, num_cpus={args.workers}, one encoder actor",
-                     "load_average_at_start": os.getloadavg()},
-        "process_pool": pool, "ray": ray,
-        "ray_over_process_pool_pages_per_s": round(ray["pages_per_second"] / pool["pages_per_second"], 3)
-        if pool["pages_per_second"] else None,
+                     "timing": "wall time of each `mmrag index` process (Ray start-up and model loading included)"},
+        "runs": engines, "totals": totals,
+        "ray_over_process_pool_pages_per_s": round(totals["ray"]["pages_per_second"]
+                                                   / totals["process_pool"]["pages_per_second"], 3)
+        if totals["process_pool"]["pages_per_second"] else None,
         "same_index": {k: same[k] for k in ("same_documents", "same_pages", "same_vector_keys",
                                             "max_abs_vector_diff", "pages", "vectors")},
         "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": {**versions(), **package_versions("ray")},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'':<22}{'process pool':>14}{'ray':>10}")
-    for key in ("indexed", "failed", "pages", "seconds", "pages_per_second"):
-        print(f"{key:<22}{pool[key]:>14}{ray[key]:>10}")
-    print(f"ray / process pool pages/s: {result['ray_over_process_pool_pages_per_s']} "
-          f"({args.workers} workers); same documents / pages / vector keys: {same['same_documents']} / "
-          f"{same['same_pages']} / {same['same_vector_keys']}, max |A - R| {same['max_abs_vector_diff']}")
+    print(f"{'round':<8}{'engine':<14}{'pages':>7}{'seconds':>10}{'pages/s':>9}{'load':>7}")
+    for name, runs in engines.items():
+        for x in runs:
+            print(f"{x['round']:<8}{name:<14}{x['pages']:>7}{x['seconds']:>10}{x['pages_per_second']:>9}"
+                  f"{x['load_average_at_start'][0]:>7.1f}")
+    print(f"ray / process pool pages/s: {result['ray_over_process_pool_pages_per_s']} ({args.workers} workers, "
+          f"{args.rounds} rounds); same documents / pages / vector keys: {same['same_documents']} / "
+          f"{same['same_pages']} / {same['same_vector_keys']}, max |pool - ray| {same['max_abs_vector_diff']}")
     print(f"wrote {out}")
 
 
