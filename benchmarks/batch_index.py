@@ -176,8 +176,10 @@ def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, f
         order = ["process_pool", "ray"] if r % 2 == 0 else ["ray", "process_pool"]
         for name in order:
             folder = args.work / f"{name}-{r}"
+            load = os.getloadavg()
             report, wall = run_index(args.inputs, folder, extra + (["--engine", "ray"] if name == "ray" else []), log)
-            engines[name].append({"round": r, "load_average_at_start": os.getloadavg(), **summarize(report, wall)})
+            engines[name].append({"round": r, "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+                                  **summarize(report, wall)})
     totals = {name: {"pages": sum(x["pages"] for x in runs), "seconds": round(sum(x["seconds"] for x in runs), 2)}
               for name, runs in engines.items()}
     for t in totals.values():
@@ -201,11 +203,11 @@ def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, f
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'round':<8}{'engine':<14}{'pages':>7}{'seconds':>10}{'pages/s':>9}{'load':>7}")
+    print(f"{'round':<8}{'engine':<14}{'pages':>7}{'seconds':>10}{'pages/s':>9}{'load at end':>12}")
     for name, runs in engines.items():
         for x in runs:
             print(f"{x['round']:<8}{name:<14}{x['pages']:>7}{x['seconds']:>10}{x['pages_per_second']:>9}"
-                  f"{x['load_average_at_start'][0]:>7.1f}")
+                  f"{x['load_average_at_end'][0]:>12.1f}")
     print(f"ray / process pool pages/s: {result['ray_over_process_pool_pages_per_s']} ({args.workers} workers, "
           f"{args.rounds} rounds); same documents / pages / vector keys: {same['same_documents']} / "
           f"{same['same_pages']} / {same['same_vector_keys']}, max |pool - ray| {same['max_abs_vector_diff']}")
