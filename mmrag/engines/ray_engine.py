@@ -15,7 +15,6 @@ can read (a shared file system). ``import ray`` happens only here.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
