@@ -12,6 +12,11 @@ and content hash), and the same vector for every chunk. Prints a table and write
 benchmarks/results/batch_index.json.
 
     python benchmarks/batch_index.py [--work /tmp/mmrag-batch] [--workers 2] [--kill-after 0.5]
+
+With ``--engine ray`` it compares engines instead: the same inputs indexed by the process pool
+and by the Ray Data engine (a local Ray with as many CPUs as --workers), back to back in rotating
+order over ``--rounds``; pages/s of each and their ratio from one run, and whether both built the
+same index; written to benchmarks/results/batch_index_ray.json.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ def main() -> None:
                          "that A and B do not differ by which documents happened to time out")
     ap.add_argument("--inputs", type=Path, nargs="+", default=CORPORA, help="folders or files to index (default: both corpora)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="ray: pages/s of the Ray engine vs the process pool with the same workers (no kill test)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --engine ray: rounds in rotating order")
     ap.add_argument("--recompare", action="store_true",
                     help="only redo the A/B comparison of the folders in --work and update --out")
     args = ap.parse_args()
@@ -115,6 +123,8 @@ def main() -> None:
         extra += ["--batch-size", str(args.batch_size)]
     files = sum(1 for c in args.inputs for p in c.rglob("*") if p.suffix.lower() == ".pdf")
 
+    if args.engine == "ray":
+        return ray_vs_process_pool(args, extra, log, files)
     report_a, wall_a = run_index(args.inputs, args.work / "A", extra, log)
     summary_a = summarize(report_a, wall_a)
     kill = killed_run(args.inputs, args.work / "B", extra, args.kill_after * wall_a, log)
@@ -153,6 +163,55 @@ def main() -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(f"wrote {args.out}")
+
+
+def ray_vs_process_pool(args: argparse.Namespace, extra: list[str], log: Path, files: int) -> None:
+    """Both engines on the same inputs with the same workers, in rotating order over --rounds
+    (pool then Ray, Ray then pool, ...): pages/s of each over all rounds, their ratio, and
+    whether the last two builds hold the same index."""
+    from mmrag.cli.batch import compare_contents, index_contents, summarize
+
+    engines = {"process_pool": [], "ray": []}
+    for r in range(args.rounds):
+        order = ["process_pool", "ray"] if r % 2 == 0 else ["ray", "process_pool"]
+        for name in order:
+            folder = args.work / f"{name}-{r}"
+            load = os.getloadavg()
+            report, wall = run_index(args.inputs, folder, extra + (["--engine", "ray"] if name == "ray" else []), log)
+            engines[name].append({"round": r, "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+                                  **summarize(report, wall)})
+    totals = {name: {"pages": sum(x["pages"] for x in runs), "seconds": round(sum(x["seconds"] for x in runs), 2)}
+              for name, runs in engines.items()}
+    for t in totals.values():
+        t["pages_per_second"] = round(t["pages"] / t["seconds"], 3) if t["seconds"] else 0.0
+    last = args.rounds - 1
+    same = compare_contents(index_contents(args.work / f"process_pool-{last}"), index_contents(args.work / f"ray-{last}"))
+    out = args.out if args.out != RESULTS else RESULTS.with_name("batch_index_ray.json")
+    result = {
+        "inputs": [str(c) for c in args.inputs], "pdf_files": files,
+        "settings": {"config": "configs/default.yaml", "ingest_timeout_s": args.timeout or "preset (60)",
+                     "workers": args.workers, "batch_size": args.batch_size, "rounds": args.rounds,
+                     "ray": f"local Ray, num_cpus={args.workers}, one encoder actor",
+                     "timing": "wall time of each `mmrag index` process (Ray start-up and model loading included)"},
+        "runs": engines, "totals": totals,
+        "ray_over_process_pool_pages_per_s": round(totals["ray"]["pages_per_second"]
+                                                   / totals["process_pool"]["pages_per_second"], 3)
+        if totals["process_pool"]["pages_per_second"] else None,
+        "same_index": {k: same[k] for k in ("same_documents", "same_pages", "same_vector_keys",
+                                            "max_abs_vector_diff", "pages", "vectors")},
+        "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": {**versions(), **package_versions("ray")},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'round':<8}{'engine':<14}{'pages':>7}{'seconds':>10}{'pages/s':>9}{'load at end':>12}")
+    for name, runs in engines.items():
+        for x in runs:
+            print(f"{x['round']:<8}{name:<14}{x['pages']:>7}{x['seconds']:>10}{x['pages_per_second']:>9}"
+                  f"{x['load_average_at_end'][0]:>12.1f}")
+    print(f"ray / process pool pages/s: {result['ray_over_process_pool_pages_per_s']} ({args.workers} workers, "
+          f"{args.rounds} rounds); same documents / pages / vector keys: {same['same_documents']} / "
+          f"{same['same_pages']} / {same['same_vector_keys']}, max |pool - ray| {same['max_abs_vector_diff']}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

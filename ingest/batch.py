@@ -131,13 +131,14 @@ def _password_for(path: Path, passwords: dict | None, config: Any) -> str | None
 
 def ingest_many(paths: list[Path], config: Any, *, workers: int = 1, passwords: dict | None = None,
                 progress: bool = True, skip_ids: Container[str] | None = None,
-                timeout_s: float | None = None) -> Iterator[IngestResult]:
+                timeout_s: float | None = None, threads: int | None = None) -> Iterator[IngestResult]:
     """Ingest ``paths`` in ``workers`` processes; yields one ``IngestResult`` per path, in order.
 
     Each document runs under ``timeout_s`` (default ``config.timeout_s``): past it, or when
     its worker crashes, the worker is replaced and the file gets a typed error. ``passwords``
     maps a path or file name to its password (then ``config.passwords``, then
-    ``config.password``).
+    ``config.password``). ``threads`` (OCR and BLAS threads per worker) defaults to this
+    machine's CPUs shared among the workers.
     """
     from tqdm.auto import tqdm
 
@@ -186,7 +187,7 @@ def ingest_many(paths: list[Path], config: Any, *, workers: int = 1, passwords: 
         ctx.set_forkserver_preload(["pymupdf", "mmrag.ingest.batch", "mmrag.ingest.document", "mmrag.ingest.page"])
     else:
         ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     pool: list[_Worker] = []
     queue = list(reversed(pending))
     try:

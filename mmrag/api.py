@@ -7,6 +7,7 @@ changes the index, so many readers and one writer can share a folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ from mmrag.types import Answer, Candidate, Hit, Page
 log = logging.getLogger(__name__)
 
 _ENCODERS: dict[str, Any] = {}  # loaded models shared by every RAG in the process
+ENGINES = ("local", "ray")  # who ingests and encodes for RAG.index; the index writer is always this process
 
 
 def cached_encoder(f: FieldConfig) -> Any:
@@ -48,6 +50,13 @@ def check_query(query: str, max_chars: int) -> str:
         raise QueryError(f"the query has {len(query):,} characters; the limit is {max_chars:,} "
                          "(search.max_query_chars): shorten it")
     return query.strip()
+
+
+def chunk_document(doc: Any, words: int) -> list:
+    """A document's retrieval chunks, as every engine cuts them (``ingest.chunk_words``)."""
+    from mmrag.ingest import chunk_pages
+
+    return chunk_pages(list(doc.pages), words=words)
 
 
 def _report_entry(path: str, doc_id: str | None, status: str = "ok", error: dict | None = None,
@@ -87,11 +96,11 @@ class RAG:
             raise ConfigError("no index folder: pass index=PATH to RAG.from_config (CLI: --index PATH)")
         return self.index_dir
 
-    def _open(self, write: bool):
+    def _open(self, write: bool, encoder_factory: Callable[[FieldConfig], Any] | None = None):
         from mmrag.indexes.index import Index
 
         return Index.open(self._dir(), self.config.fields, self.config.index, write=write,
-                          encoder_factory=self._factory)
+                          encoder_factory=encoder_factory or self._factory)
 
     @property
     def reader(self):
@@ -108,77 +117,57 @@ class RAG:
     # --- indexing ----------------------------------------------------------------------------
     def index(self, paths: str | Path | Iterable[str | Path], *, workers: int | None = None,
               passwords: dict | None = None, progress: bool = True, prune: bool = False,
-              dry_run: bool = False, on_document: Callable[[dict], None] | None = None) -> dict:
+              dry_run: bool = False, on_document: Callable[[dict], None] | None = None,
+              engine: str = "local", ray_address: str | None = None) -> dict:
         """Ingest, encode and store documents; returns the report.json dict.
 
         Unchanged documents (same path, same SHA-256 of the bytes) are skipped, changed ones
         re-indexed in place, and a byte-identical copy under another path is skipped as a
         duplicate. Commits happen in batches, so a killed run resumes where it stopped.
+        ``engine="ray"`` ingests and encodes as a Ray Data pipeline (a local Ray, or the cluster
+        at ``ray_address``); this process stays the one index writer either way.
         """
-        from mmrag.ingest import chunk_pages, discover, ingest_many
+        from mmrag.ingest import discover
 
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+        if ray_address and engine != "ray":
+            raise ConfigError("a Ray address needs the Ray engine: add --engine ray (engine=\"ray\")")
         if isinstance(paths, (str, Path)):
             paths = [paths]
         roots = [Path(p).resolve() for p in paths]
         files = [Path(f).resolve() for f in discover(list(roots))]
-        entries: list[dict] = []
-        todo: list[tuple[Path, str]] = []
-        stale: list[dict] = []  # old versions of files that now duplicate another file
         existing_index = (self._dir() / "manifest.json").is_file()
-        ix = self._open(write=True) if not dry_run else (self._open(write=False) if existing_index else None)
+        identities = None
+        if engine == "ray" and not dry_run:
+            from mmrag.engines.ray_engine import ReportedIdentities
+
+            identities = ReportedIdentities(self._factory)  # the writer checks the actors' identities
+        ix = (self._open(write=True, encoder_factory=identities) if not dry_run
+              else (self._open(write=False) if existing_index else None))
         try:
-            store = ix.store if ix is not None else None
-            seen_sha: dict[str, str] = {}
-            for f in files:
-                sha = sha256_file(f)
-                old = store.document_by_path(str(f)) if store else None
-                twin = seen_sha.get(sha)
-                if twin is None and store is not None:
-                    d = store.document_by_sha(sha)
-                    # the same bytes under another path that still exists; a vanished path is a move
-                    twin = d["path"] if d and d["path"] != str(f) and Path(d["path"]).exists() else None
-                if old is not None and old["file_sha256"] == sha:
-                    entry = _report_entry(str(f), old["doc_id"], pages=old["pages"], skipped="unchanged")
-                elif twin is not None:
-                    entry = _report_entry(str(f), None, skipped=f"duplicate of {twin}")
-                    if old is not None:
-                        stale.append(old)
-                else:
-                    seen_sha[sha] = str(f)
-                    todo.append((f, sha))
-                    if not dry_run:
-                        continue
-                    entry = _report_entry(str(f), None, action="update" if old else "add")
-                entries.append(entry)
-                if on_document:
-                    on_document(entry)
-            pruned = stale + (self._prune_list(store, roots, files) if prune and store else [])
+            entries, todo, pruned = self._plan(ix.store if ix is not None else None, roots, files, prune=prune,
+                                               dry_run=dry_run, on_document=on_document)
             if dry_run:
-                entries += [_report_entry(d["path"], d["doc_id"], action="delete") for d in pruned]
                 return _report(entries)
             shas = {str(f): sha for f, sha in todo}
-            for result in ingest_many([f for f, _ in todo], self.config.ingest,
-                                      workers=workers or self.config.ingest.workers,
-                                      passwords=passwords, progress=progress):
-                path = str(Path(result.path).resolve())
-                if getattr(result, "skipped", False):
-                    entry = _report_entry(path, result.doc_id, skipped="duplicate")
-                elif result.error is not None or result.document is None:
-                    entry = _report_entry(path, None, status="error", error=_as_error(result.error),
-                                          seconds=result.seconds)
-                else:
-                    doc = result.document
-                    doc.path = path
-                    pages = list(doc.pages)
-                    if self.config.index.store_images:
-                        self._store_images(doc.doc_id, pages)
-                    chunks = chunk_pages(pages, words=self.config.ingest.chunk_words)
-                    ix.add(doc, pages, chunks, file_sha256=shas.get(path))
-                    entry = _report_entry(path, doc.doc_id, pages=len(pages),
-                                          ocr_pages=sum(1 for p in pages if p.ocr), seconds=result.seconds)
-                entries.append(entry)
-                if on_document:
-                    on_document(entry)
+            if engine == "ray":
+                from mmrag.engines.ray_engine import ingest_and_encode
+
+                outcomes = ingest_and_encode(self, [f for f, _ in todo], workers=workers, passwords=passwords,
+                                             address=ray_address, identities=identities)
+            else:
+                from mmrag.ingest import ingest_many
+
+                outcomes = ((r, None, None) for r in ingest_many(
+                    [f for f, _ in todo], self.config.ingest, workers=workers or self.config.ingest.workers,
+                    passwords=passwords, progress=progress))
+            with contextlib.closing(outcomes):  # a failed add stops the engine (and a Ray it started) now
+                for result, chunks, vectors in outcomes:
+                    entry = self._add_result(ix, result, shas, chunks, vectors)
+                    entries.append(entry)
+                    if on_document:
+                        on_document(entry)
             if pruned:
                 ix.delete(d["doc_id"] for d in pruned)
                 entries += [_report_entry(d["path"], d["doc_id"], skipped="pruned") for d in pruned]
@@ -187,6 +176,65 @@ class RAG:
             if ix is not None:
                 ix.close()
         return _report(entries)
+
+    def _plan(self, store: Any, roots: list[Path], files: list[Path], *, prune: bool, dry_run: bool,
+              on_document: Callable[[dict], None] | None) -> tuple[list[dict], list[tuple[Path, str]], list[dict]]:
+        """Decide per file, whatever the engine: skip (unchanged, duplicate) or (re)index.
+
+        Returns the report entries of skipped files (and, for a dry run, of what would change),
+        the files to ingest with their SHA-256, and the indexed documents to remove.
+        """
+        entries: list[dict] = []
+        todo: list[tuple[Path, str]] = []
+        stale: list[dict] = []  # old versions of files that now duplicate another file
+        seen_sha: dict[str, str] = {}
+        for f in files:
+            sha = sha256_file(f)
+            old = store.document_by_path(str(f)) if store else None
+            twin = seen_sha.get(sha)
+            if twin is None and store is not None:
+                d = store.document_by_sha(sha)
+                # the same bytes under another path that still exists; a vanished path is a move
+                twin = d["path"] if d and d["path"] != str(f) and Path(d["path"]).exists() else None
+            if old is not None and old["file_sha256"] == sha:
+                entry = _report_entry(str(f), old["doc_id"], pages=old["pages"], skipped="unchanged")
+            elif twin is not None:
+                entry = _report_entry(str(f), None, skipped=f"duplicate of {twin}")
+                if old is not None:
+                    stale.append(old)
+            else:
+                seen_sha[sha] = str(f)
+                todo.append((f, sha))
+                if not dry_run:
+                    continue
+                entry = _report_entry(str(f), None, action="update" if old else "add")
+            entries.append(entry)
+            if on_document:
+                on_document(entry)
+        pruned = stale + (self._prune_list(store, roots, files) if prune and store else [])
+        if dry_run:
+            entries += [_report_entry(d["path"], d["doc_id"], action="delete") for d in pruned]
+        return entries, todo, pruned
+
+    def _add_result(self, ix: Any, result: Any, shas: dict[str, str], chunks: list | None = None,
+                    vectors: dict | None = None) -> dict:
+        """One ingested file into the writer (chunked here unless an engine did it, encoded at
+        commit unless ``vectors`` came with it); returns its report entry."""
+        path = str(Path(result.path).resolve())
+        if getattr(result, "skipped", False):
+            return _report_entry(path, result.doc_id, skipped="duplicate")
+        if result.error is not None or result.document is None:
+            return _report_entry(path, None, status="error", error=_as_error(result.error), seconds=result.seconds)
+        doc = result.document
+        doc.path = path
+        pages = list(doc.pages)
+        if self.config.index.store_images:
+            self._store_images(doc.doc_id, pages)
+        if chunks is None:
+            chunks = chunk_document(doc, self.config.ingest.chunk_words)
+        ix.add(doc, pages, chunks, file_sha256=shas.get(path), vectors=vectors)
+        return _report_entry(path, doc.doc_id, pages=len(pages), ocr_pages=sum(1 for p in pages if p.ocr),
+                             seconds=result.seconds)
 
     @staticmethod
     def _prune_list(store: Any, roots: list[Path], files: list[Path]) -> list[dict]:

@@ -58,13 +58,19 @@ def index_cmd(
     repair: bool = typer.Option(
         False, "--repair", help="Rebuild the vector segments and BM25 state that `mmrag verify` finds damaged, "
         "from the doc store (no PDF is read again); a damaged doc store needs a fresh index instead."),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="Who ingests and encodes: local (process pool, the default) or ray (a Ray Data "
+        "pipeline; needs the ray extra). This process writes the index either way."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --engine ray: the cluster to join (auto, ray://HOST:10001); default: "
+        "start a local Ray with --workers CPUs."),
     config: str = ConfigOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Index documents for search; re-running skips files already indexed and updates changed ones."""
     setup_logging(quiet)
-    from mmrag.api import RAG
+    from mmrag.api import ENGINES, RAG
     from mmrag.errors import ConfigError
 
     if repair:
@@ -89,12 +95,23 @@ def index_cmd(
         opts = run["options"]
         paths = paths or [Path(p) for p in run["paths"]]
         workers, batch_size = workers or opts.get("workers"), batch_size or opts.get("batch_size")
+        if engine is None:  # the engine of the run being resumed
+            engine, ray_address = opts.get("engine"), ray_address or opts.get("ray_address")
         prune = prune or bool(opts.get("prune"))
         config = opts.get("config", config) if config == ConfigOpt.default else config
     if not paths:
         raise ConfigError("give the PATHs (files or folders) to index, or --resume to continue the last run")
     if batch_size is not None and batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    engine = engine or "local"
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if ray_address and engine != "ray":
+        raise ConfigError("--ray-address needs --engine ray")
+    if engine == "ray" and not dry_run:  # a missing extra is said before run.json is written
+        from mmrag.engines.ray_engine import require_ray
+
+        require_ray()
     from mmrag.config import load_config
 
     cfg = load_config(config, {"index": {"commit_docs": batch_size}} if batch_size else None)
@@ -111,12 +128,13 @@ def index_cmd(
     # before run.json is written, and a new index exists before run.json goes into its folder.
     rag.index([], progress=False)
     run = batch.start_run(index_dir, list(paths), {"workers": workers, "batch_size": batch_size, "prune": prune,
+                                                   "engine": engine, "ray_address": ray_address,
                                                    "config": str(Path(config).resolve()) if Path(config).is_file() else config})
     # (passwords are never written down: give them again when resuming)
     t0 = time.monotonic()
     with batch.BatchProgress(total, enabled=not quiet) as bar:
         report = rag.index(paths, workers=workers, passwords=passwords or None, progress=False,
-                           prune=prune, on_document=bar)
+                           prune=prune, on_document=bar, engine=engine, ray_address=ray_address)
     report["summary"] = batch.summarize(report, time.monotonic() - t0)
     batch.finish_run(index_dir, run, report)
     emit(report, as_json, _human)
