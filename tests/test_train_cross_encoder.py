@@ -1,0 +1,130 @@
+"""Cross-encoder training (sentence-transformers' CrossEncoderTrainer): rows, negatives, synthetic
+documents, and a real learning check: the bundled MiniLM learns a held-out ranking task."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("datasets")
+
+from mmrag.errors import ConfigError  # noqa: E402
+from mmrag.train import cross_encoder as ce  # noqa: E402
+from mmrag.train.ranking_types import RankingExample  # noqa: E402
+from tests.ranking_task import make_task  # noqa: E402
+
+
+def _example() -> RankingExample:
+    cands = [(f"d{i}", f"text {i}") for i in range(10)]
+    return RankingExample("q", "query", cands, {"d0": 2, "d3": 1, "d7": 0})
+
+
+def test_settings_reject_unknown_options_and_losses():
+    with pytest.raises(ConfigError, match="unknown options.*'negativs'"):
+        ce.settings({"negativs": 3})
+    with pytest.raises(ConfigError, match="bce, lambda"):
+        ce.settings({"loss": "hinge"})
+    assert ce.settings({"negatives": 2})["negatives"] == 2
+
+
+def test_negatives_never_include_a_positive_and_respect_skip_and_count():
+    ex = _example()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        neg = ce.sample_negatives(ex, 4, 2, rng)
+        ids = [d for d, _ in neg]
+        assert len(ids) == 4 == len(set(ids))
+        assert not {"d0", "d3"} & set(ids) and not {"d1"} & set(ids)  # positives; d1 is above skip=2
+        assert ids == sorted(ids, key=lambda d: int(d[1:]))  # kept in first-stage order
+    assert len(ce.sample_negatives(ex, 50, 0, rng)) == 8  # all non-positives when fewer than asked
+
+
+def test_rows_for_pointwise_and_listwise_losses():
+    ex = _example()
+    bce = ce.build_rows([ex], ce.settings({"negatives": 3}), None)
+    assert bce["label"] == [1.0, 1.0, 0.0, 0.0, 0.0] and bce["query"] == ["query"] * 5
+    assert bce["passage"][:2] == ["text 0", "text 3"]
+    lam = ce.build_rows([ex], ce.settings({"negatives": 3, "loss": "lambda"}), None)
+    assert lam["labels"] == [[2.0, 1.0, 0.0, 0.0, 0.0]] and len(lam["docs"][0]) == 5
+    synth = ce.build_rows([ex], ce.settings({"negatives": 2}), {"q": "a written passage"})
+    assert synth["passage"][0] == "a written passage" and synth["label"] == [1.0, 0.0, 0.0]
+    none = ce.build_rows([RankingExample("x", "q", [("a", "t")], {})], ce.settings({}), None)
+    assert none["query"] == []  # no positive: no rows
+
+
+def test_free_text_refuses_a_generator_that_cannot_write():
+    from mmrag import generate
+
+    with pytest.raises(ConfigError, match="hf-causal"):
+        ce.free_text(generate.load("extractive"), "system", "user", 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    from tests.tiny import tiny_sentence_transformer
+
+    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"), "mean").parent / "bert"
+
+
+@pytest.mark.slow  # 30 s on a heavily loaded 2-core machine (tiny models, but trainer start-up)
+def test_synthetic_documents_come_from_the_generator_are_kept_and_reused(tiny_bert, tmp_path):
+    """hf-causal with a tiny random Llama writes one passage per query; a second run reuses them."""
+    from transformers import AutoTokenizer
+
+    from mmrag.bundled import minilm_path
+    from tests.tiny import tiny_causal_lm
+
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    lm = tiny_causal_lm(tok.vocab_size)
+    train, _ = make_task(0)
+    opts = {"model": str(tiny_bert), "max_steps": 2, "batch_size": 8, "synthetic_docs": True, "progress": False,
+            "generator_options": {"model": lm, "tokenizer": tok}, "synthetic_max_new_tokens": 6, "negatives": 2}
+    summary = ce.train(train[:3], tmp_path / "ce", opts)
+    rows = [json.loads(line) for line in (tmp_path / "ce" / "synthetic_docs.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == [e.qid for e in train[:3]] and all(r["text"] for r in rows)
+    assert summary["synthetic_docs"] and summary["rows"] == 3 * 3 and summary["steps"] == 2
+    # the second run must not call the generator: a generator that cannot write would fail
+    again = ce.train(train[:3], tmp_path / "ce", {**opts, "generator": "extractive", "generator_options": {}})
+    assert again["rows"] == 9
+
+
+def _rr(folder, examples) -> float:
+    """Held-out mean reciprocal rank through the cross-encoder reranker loading ``folder``."""
+    from mmrag.eval.trec import evaluate
+    from mmrag.rerankers import load
+    from mmrag.types import Candidate
+
+    r = load("cross-encoder", model=str(folder), device="cpu")
+    run = {e.qid: {s.candidate.id: s.score for s in r.rerank(e.query, [Candidate(d, t) for d, t in e.candidates])}
+           for e in examples}
+    return evaluate({e.qid: e.relevance for e in examples}, run, ["RR"])["RR"]
+
+
+@pytest.mark.slow  # ~25 s a seed on a loaded 2-core machine (~8 s idle)
+def test_minilm_cross_encoder_learns_a_held_out_ranking_over_three_seeds(tmp_path):
+    """From the bundled MiniLM with a fresh one-logit head (the untrained model ranks at chance):
+    30 steps on the colour-animal task; loss falls and held-out MRR rises for every seed.
+    Measured here: MRR 0.23 → 0.77 for seed 0 (a tiny random BERT does not learn this in 300 steps)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from mmrag.bundled import minilm_path
+
+    before, after = [], []
+    for seed in range(3):
+        train, test = make_task(seed)
+        torch.manual_seed(seed)
+        CrossEncoder(str(minilm_path()), num_labels=1, device="cpu").save_pretrained(str(tmp_path / f"u{seed}"))
+        summary = ce.train(train, tmp_path / f"t{seed}", {"max_steps": 30, "lr": 1e-4, "batch_size": 16, "seed": seed,
+                                                         "negatives": 7, "max_length": 32, "progress": False})
+        losses = [loss for _, loss in summary["loss_curve"]]
+        assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
+        before.append(_rr(tmp_path / f"u{seed}", test))
+        after.append(_rr(tmp_path / f"t{seed}", test))
+    print(f"held-out MRR untrained {np.mean(before):.3f} ± {np.std(before):.3f} -> "
+          f"trained {np.mean(after):.3f} ± {np.std(after):.3f}")
+    assert all(a > b + 0.15 for a, b in zip(after, before)), (before, after)
+    assert np.mean(after) > 0.6
