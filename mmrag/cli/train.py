@@ -105,30 +105,34 @@ def train_encoder_cmd(
 def _reranker_help() -> str:
     from mmrag.train.methods import METHODS
 
-    methods = "\n".join(f"  {name:<14} {what}" for name, (_, what) in METHODS.items())
-    return f"""Train a reranker; the saved folder loads with the matching reranker by ``model: <folder>``.
+    methods = "\n".join(f"  {name}\n    {what}" for name, (_, what) in METHODS.items())
+    return f"""Train a reranker into --out; the matching reranker loads it by model: <folder>.
 
 \b
 Methods (--method):
 {methods}
 
 \b
-Inputs (one of):
-  --beir DIR [--split train]   BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv; each
-                               query's candidates (hard negatives) are mined from mmrag's own index
-                               of the corpus (--candidates index, the preset's first stage; built
-                               once and cached) or from BM25 over the corpus (--candidates bm25)
-  --run FILE --qrels FILE --corpus FILE --queries FILE
-                               a TREC run ranks the candidates; texts from BEIR .jsonl or id<TAB>text .tsv
-  --rank-llm FILE --qrels FILE rank_llm JSON ([{{query, hits: [{{qid, docid, content, score}}]}}]) + TREC qrels
+Inputs (exactly one):
+  --beir DIR [--split train]: a BEIR folder (corpus.jsonl, queries.jsonl,
+    qrels/<split>.tsv); candidates (the hard negatives) are mined from mmrag's own index of the
+    corpus (--candidates index: the preset's first stage, built once, cached)
+    or from BM25 over it (--candidates bm25)
+  --run FILE --qrels FILE --corpus FILE --queries FILE: a TREC run ranks the
+    candidates; texts from BEIR .jsonl or id<TAB>text .tsv files
+  --rank-llm FILE --qrels FILE: rank_llm JSON
+    ([{{query, hits: [{{qid, docid, content, score}}]}}]) + TREC qrels
 
 \b
-Output: --out DIR holds the model and train_report.json. Use it as
+Output: --out DIR holds the model and train_report.json; use it with
   mmrag eval rerank --dataset D --reranker cross-encoder --model DIR
-or in a config: reranker: {{name: cross-encoder, options: {{model: DIR}}}}.
---options takes method-specific settings as JSON (e.g. cross-encoder: negatives, skip, loss
-bce|lambda, max_length, generator_options); --synthetic-docs (cross-encoder) trains on one
-passage per query written by --generator instead of the labelled positives."""
+  or in a config: reranker: {{name: cross-encoder, options: {{model: DIR}}}}
+
+\b
+--options: method settings as JSON, e.g. for cross-encoder
+  {{"negatives": 8, "skip": 0, "loss": "bce"|"lambda", "max_length": 256}}.
+--synthetic-docs (cross-encoder): one passage per query written by
+  --generator replaces the labelled positives (ChatGPT-RetrievalQA recipe)."""
 
 
 def load_method(name: str):  # noqa: ANN201 - returns the method's train function
