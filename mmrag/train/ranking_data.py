@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 from mmrag.errors import ConfigError
 from mmrag.eval.trec import read_qrels, read_run
@@ -72,7 +73,7 @@ def _judged(qrels: dict, queries: dict[str, str], limit: int | None, where: str)
 
 
 def from_beir(folder: str | Path, split: str = "train", *, candidates: str = "index", depth: int = 30,
-              limit: int | None = None, include_positives: bool = True, config: str | Path | None = None,
+              limit: int | None = None, include_positives: bool = True, config: Any = None,
               progress: bool = True) -> list[RankingExample]:
     """Queries of ``qrels/{split}.tsv`` with their top ``depth`` candidates from ``candidates``."""
     from mmrag.eval.retrieval import beir_paths
@@ -90,15 +91,14 @@ def from_beir(folder: str | Path, split: str = "train", *, candidates: str = "in
     return [_example(q, queries[q], r, texts, qrels[q], depth, include_positives) for q, r in zip(qids, ranked)]
 
 
-def bm25_rankings(texts: dict[str, str], queries: list[str], depth: int,
-                  config: str | Path | None = None) -> list[list[str]]:
+def bm25_rankings(texts: dict[str, str], queries: list[str], depth: int, config: Any = None) -> list[list[str]]:
     """Top ``depth`` doc ids per query by BM25 (the index's tokeniser, k1 and b)."""
     import numpy as np
 
-    from mmrag.config import load_config
+    from mmrag.config import Config, load_config
     from mmrag.indexes.sparse import _bm25s, tokenize
 
-    cfg = load_config(config).index
+    cfg = (config if isinstance(config, Config) else load_config(config)).index
     ids = list(texts)
     vocab: dict[str, int] = {}
     docs = [[vocab.setdefault(t, len(vocab)) for t in terms] for terms in tokenize([texts[i] for i in ids])]
@@ -113,7 +113,7 @@ def bm25_rankings(texts: dict[str, str], queries: list[str], depth: int,
     return out
 
 
-def index_rankings(folder: Path, queries: list[str], depth: int, config: str | Path | None,
+def index_rankings(folder: Path, queries: list[str], depth: int, config: Any,
                    progress: bool) -> list[list[str]]:
     """Top ``depth`` doc ids per query from mmrag's index of the BEIR corpus (built once, cached
     where ``mmrag eval retrieval`` keeps it, so both see the same first stage)."""
