@@ -42,8 +42,13 @@ OPTIONS = {"human-500": '{"negatives": 3}', "synth-50": '{"negatives": 3, "synth
            "human-50": '{"negatives": 3}'}
 
 
-def step(cmd: list[str], out_json: Path) -> dict:
-    """Run one mmrag command with --json unless its output exists; its parsed output."""
+COLLECT_ONLY = False  # --collect: report what exists, run nothing
+
+
+def step(cmd: list[str], out_json: Path) -> dict | None:
+    """Run one mmrag command with --json unless its output exists; its parsed output (with the command)."""
+    if not out_json.is_file() and COLLECT_ONLY:
+        return None
     if not out_json.is_file():
         print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -52,7 +57,7 @@ def step(cmd: list[str], out_json: Path) -> dict:
             raise SystemExit(f"failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-2000:]}")
         out_json.write_text(res.stdout.strip().splitlines()[-1] + "\n")
         print(f"  {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return json.loads(out_json.read_text())
+    return {**json.loads(out_json.read_text()), "command": "mmrag " + " ".join(cmd[1:])}
 
 
 def evaluate(model: str | None, reranker: str, work: Path, tag: str, dl19: bool) -> dict:
@@ -74,7 +79,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=str(ROOT / ".cache" / "train-ce"))
     ap.add_argument("--only", default=",".join(RUNS), help="comma-separated runs")
+    ap.add_argument("--collect", action="store_true", help="run nothing; report the outputs already in --work")
     args = ap.parse_args()
+    global COLLECT_ONLY
+    COLLECT_ONLY = args.collect
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     result: dict = {"runs": {}, "baselines": {}}
@@ -107,15 +115,17 @@ def main() -> None:
                                                    python=True)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    def cell(row: dict | None, width: int) -> str:
+        return f"{row['nDCG@10']:{width}.4f}" if row else f"{'-':>{width}}"
+
     print(f"{'run':<12} {'train s':>8} {'NovelEval':>10} {'DL19':>8} {'SciFact':>8}")
     fusion = result["baselines"]["fusion"]
-    print(f"{'fusion':<12} {'':>8} {fusion['noveleval']['nDCG@10']:10.4f} {fusion['dl19']['nDCG@10']:8.4f} "
-          f"{fusion['scifact']['nDCG@10']:8.4f}")
-    print(f"{'first stage':<12} {'':>8} {'':>10} {'':>8} {first['nDCG@10']:8.4f}")
+    print(f"{'fusion':<12} {'':>8} {cell(fusion['noveleval'], 10)} {cell(fusion['dl19'], 8)} {cell(fusion['scifact'], 8)}")
+    print(f"{'first stage':<12} {'':>8} {'':>10} {'':>8} {cell(first, 8)}")
     for name, r in result["runs"].items():
-        e = r["eval"]
-        print(f"{name:<12} {r['train']['seconds']:8.0f} {e['noveleval']['nDCG@10']:10.4f} {e['dl19']['nDCG@10']:8.4f} "
-              f"{e['scifact']['nDCG@10']:8.4f}")
+        e, t = r["eval"], r["train"]
+        print(f"{name:<12} {t['seconds'] if t else '-':>8} {cell(e.get('noveleval'), 10)} {cell(e.get('dl19'), 8)} "
+              f"{cell(e.get('scifact'), 8)}")
     print(f"wrote {OUT}")
 
 
