@@ -103,12 +103,26 @@ def _rr(folder, examples) -> float:
     return evaluate({e.qid: e.relevance for e in examples}, run, ["RR"])["RR"]
 
 
-@pytest.mark.slow  # 3 x (30 steps + 2 evaluations) of a 22M-parameter model: minutes on a busy 2-core machine
+def _train_loss(folder, examples, opts) -> float:
+    """Weighted BCE (the training loss, positives weighted by negatives per positive) over all training rows."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    rows = ce.build_rows(examples, ce.settings(opts), None)
+    model = CrossEncoder(str(folder), device="cpu", max_length=32)
+    logits = torch.tensor(model.predict(list(zip(rows["query"], rows["passage"])), activation_fn=torch.nn.Identity()))
+    labels = torch.tensor(rows["label"])
+    pos_weight = (labels.numel() - labels.sum()) / labels.sum()
+    return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight))
+
+
+@pytest.mark.slow  # 3 x (30 steps + evaluations) of a 22M-parameter model: 589 s on a heavily loaded 2-core machine
 @pytest.mark.timeout(1800)
 def test_minilm_cross_encoder_learns_a_held_out_ranking_over_three_seeds(tmp_path):
     """From the bundled MiniLM with a fresh one-logit head (the untrained model ranks at chance):
-    30 steps on the colour-animal task; loss falls and held-out MRR rises for every seed.
-    Measured here: MRR 0.23 → 0.77 for seed 0 (a tiny random BERT does not learn this in 300 steps)."""
+    30 steps on the colour-animal task; the training-set loss falls and held-out MRR rises for every seed.
+    Measured here: loss 1.213 -> 1.188, MRR 0.269 ± 0.031 -> 0.680 ± 0.124 over seeds 0-2 (a tiny
+    random-weight BERT did not learn this task in 300 steps, so the real bundled MiniLM is used)."""
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -119,12 +133,14 @@ def test_minilm_cross_encoder_learns_a_held_out_ranking_over_three_seeds(tmp_pat
         train, test = make_task(seed)
         torch.manual_seed(seed)
         CrossEncoder(str(minilm_path()), num_labels=1, device="cpu").save_pretrained(str(tmp_path / f"u{seed}"))
-        summary = ce.train(train, tmp_path / f"t{seed}", {"max_steps": 30, "lr": 1e-4, "batch_size": 16, "seed": seed,
-                                                         "negatives": 7, "max_length": 32, "progress": False})
-        losses = [loss for _, loss in summary["loss_curve"]]
-        third = max(1, len(losses) // 3)
-        first_loss.append(float(np.mean(losses[:third])))
-        last_loss.append(float(np.mean(losses[-third:])))
+        opts = {"max_steps": 30, "lr": 1e-4, "batch_size": 16, "seed": seed, "negatives": 7, "max_length": 32,
+                "progress": False}
+        summary = ce.train(train, tmp_path / f"t{seed}", opts)
+        assert summary["steps"] == 30
+        # per-step losses swing with the share of positives in each small batch; the loss over the
+        # whole training set, same rows and weights, is the honest before/after comparison
+        first_loss.append(_train_loss(tmp_path / f"u{seed}", train, opts))
+        last_loss.append(_train_loss(tmp_path / f"t{seed}", train, opts))
         before.append(_rr(tmp_path / f"u{seed}", test))
         after.append(_rr(tmp_path / f"t{seed}", test))
     report = (f"loss {np.mean(first_loss):.3f} -> {np.mean(last_loss):.3f}; held-out MRR untrained "
