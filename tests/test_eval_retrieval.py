@@ -64,3 +64,34 @@ def test_bad_mode_and_missing_files(dataset, tmp_path):
     with pytest.raises(Exception, match="qrels/dev.tsv"):
         evaluate_beir(dataset, config=config(), split="dev", progress=False, index_dir=tmp_path / "ix")
     assert not (tmp_path / "ix").exists()
+
+
+def test_rerank_reorders_only_the_first_depth_hits(dataset, tmp_path):
+    """A fusion of the negated first-stage score reverses what it sees: the top 2 swap, the rest stay."""
+    from mmrag.eval.trec import read_run
+
+    plain = evaluate_beir(dataset, config=config(), mode="hybrid", out=tmp_path / "a", progress=False,
+                          index_dir=tmp_path / "ix")
+    register()
+    cfg = from_dict({"fields": [{"name": "text", "encoder": "test-hash", "options": {"dim": 64}}],
+                     "reranker": {"name": "fusion", "options": {"rerankers": [], "first_stage_weight": -1.0}}})
+    reranked = evaluate_beir(dataset, config=cfg, mode="hybrid", out=tmp_path / "b", progress=False,
+                             index_dir=tmp_path / "ix", rerank="fusion", rerank_depth=2)
+    before, after = read_run(tmp_path / "a" / "run.trec"), read_run(tmp_path / "b" / "run.trec")
+    swapped = 0
+    for q in before:
+        old = sorted(before[q], key=lambda d: -before[q][d])
+        new = sorted(after[q], key=lambda d: -after[q][d])
+        assert new == (old[:2][::-1] + old[2:] if len(old) >= 2 else old), q
+        swapped += len(old) >= 2
+    assert swapped and reranked["reranker"] == "fusion" and reranked["rerank_depth"] == 2 and "reranker" not in plain
+
+
+def test_training_candidates_come_from_the_same_index(dataset, tmp_path):
+    from mmrag.train.ranking_data import from_beir
+
+    examples = from_beir(dataset, "test", candidates="index", depth=3, config=config(), progress=False)
+    assert [e.qid for e in examples] == ["q1", "q2", "q3"]
+    q1 = examples[0]
+    assert q1.candidates[0][0] == "d1" and len(q1.candidates) == 3 and q1.positives() == ["d1"]
+    assert all(d != e.qid for e in examples for d, _ in e.candidates)  # a doc with the query's id is skipped

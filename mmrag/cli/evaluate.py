@@ -35,17 +35,20 @@ def eval_retrieval(
     split: str = typer.Option("test", "--split", help="qrels/<split>.tsv to evaluate."),
     mode: str = typer.Option("config", "--mode", help="config (the preset's search) | bm25 | dense | hybrid."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N queries."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker name applied to the first stage."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model id or path for the reranker."),
+    rerank_depth: int = typer.Option(30, "--rerank-depth", help="Rerank the first N hits of each query."),
     out: Optional[Path] = OutOpt,
     config: str = ConfigOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Index a BEIR corpus and report nDCG@10 and R@100 (linear gain, as trec_eval)."""
+    """Index a BEIR corpus and report nDCG@10 and R@100 (linear gain, as trec_eval), optionally reranked."""
     setup_logging(quiet)
     from mmrag.eval.retrieval import evaluate_beir
 
     metrics = evaluate_beir(dataset, config=config, split=split, mode=mode, limit=limit, out=out,
-                            progress=not quiet)
+                            progress=not quiet, rerank=rerank, model=model, rerank_depth=rerank_depth)
     emit(metrics, as_json, _human)
 
 

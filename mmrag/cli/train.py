@@ -1,8 +1,11 @@
-"""``mmrag train encoder``: contrastive fine-tuning with modality-aware hard negatives."""
+"""``mmrag train encoder`` (contrastive fine-tuning with modality-aware hard negatives) and
+``mmrag train reranker`` (every reranker-training method of ``mmrag.train.methods`` behind one command)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -12,22 +15,28 @@ from mmrag.cli import app
 from mmrag.cli.common import ConfigOpt, JsonOpt, QuietOpt, emit, handle_errors, setup_logging
 from mmrag.errors import ConfigError
 
-train_app = typer.Typer(help="Fine-tune encoders on your own (query → item) pairs.", no_args_is_help=True)
+train_app = typer.Typer(help="Fine-tune encoders and train rerankers on your own data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+
+
+def _json_object(text: Optional[str], flag: str) -> dict:
+    """A JSON object given on the command line ({} when absent)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} must be a JSON object ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object, e.g. '{{\"model\": \"./tiny\"}}'")
+    return value
 
 
 def _encoder_spec(config: str, field: Optional[str], encoder: Optional[str], options: Optional[str]) -> tuple[str, dict]:
     """The encoder to train: ``--encoder`` + ``--options`` JSON, else a field of the config."""
     from mmrag.config import load_config
 
-    extra = {}
-    if options:
-        try:
-            extra = json.loads(options)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--options must be a JSON object ({e.msg})") from None
-        if not isinstance(extra, dict):
-            raise ConfigError("--options must be a JSON object, e.g. '{\"model\": \"ViT-B-32\"}'")
+    extra = _json_object(options, "--options")
     if encoder:
         return encoder, extra
     cfg = load_config(config)
@@ -126,8 +135,6 @@ def train_generator_cmd(
     questions' evidence) and the visual input gets Gaussian noise during training, so the answerer
     learns to answer from the right page and to ignore the rest. Prints the training summary.
     """
-    import contextlib
-    import sys
 
     setup_logging(quiet)
     from mmrag.train.generator_noise import load_qa, train
@@ -150,3 +157,131 @@ def train_generator_cmd(
     emit(summary, as_json, lambda s: typer.echo(
         f"trained {s['generator']} ({s['kind']}) on {s['examples']} questions in {s['seconds']:.1f}s, loss "
         f"{s['loss'][0]:.4f} -> {s['loss'][-1]:.4f}; saved to {s['saved_to']} (use it as the generator's model:)"))
+
+
+def _reranker_help() -> str:
+    from mmrag.train.methods import METHODS
+
+    methods = "\n".join(f"  {name}\n    {what}" for name, (_, what) in METHODS.items())
+    return f"""Train a reranker into --out; the matching reranker loads it by model: <folder>.
+
+\b
+Methods (--method):
+{methods}
+
+\b
+Inputs (exactly one):
+  --beir DIR [--split train]: a BEIR folder (corpus.jsonl, queries.jsonl,
+    qrels/<split>.tsv); candidates (the hard negatives) are mined from mmrag's own index of the
+    corpus (--candidates index: the preset's first stage, built once, cached)
+    or from BM25 over it (--candidates bm25)
+  --run FILE --qrels FILE --corpus FILE --queries FILE: a TREC run ranks the
+    candidates; texts from BEIR .jsonl or id<TAB>text .tsv files
+  --rank-llm FILE --qrels FILE: rank_llm JSON
+    ([{{query, hits: [{{qid, docid, content, score}}]}}]) + TREC qrels
+
+\b
+Output: --out DIR holds the model and train_report.json; use it with
+  mmrag eval rerank --dataset D --reranker cross-encoder --model DIR
+  or in a config: reranker: {{name: cross-encoder, options: {{model: DIR}}}}
+
+\b
+--options: method settings as JSON, e.g. for cross-encoder
+  {{"negatives": 8, "skip": 0, "loss": "bce"|"lambda", "max_length": 256}}.
+--synthetic-docs (cross-encoder): one passage per query written by
+  --generator replaces the labelled positives (ChatGPT-RetrievalQA recipe)."""
+
+
+def load_method(name: str):  # noqa: ANN201 - returns the method's train function
+    """The method's ``train`` function; a missing module or package becomes MissingDependency with the pip command."""
+    from mmrag.errors import MissingDependency
+    from mmrag.train.methods import METHODS, get_method
+
+    try:
+        return get_method(name)
+    except ModuleNotFoundError as e:
+        module = METHODS[name][0]
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            raise MissingDependency(f"training method {name!r} is not in this mmrag install ({module} is missing); "
+                                    "upgrade: pip install -U 'mmrag[train]'") from None
+        package = (e.name or "?").split(".")[0]
+        raise MissingDependency(f"training method {name!r} needs the package {package!r}: "
+                                f"pip install {package.replace('_', '-')} (or pip install 'mmrag[train]')") from None
+
+
+def load_examples(beir: Optional[Path], split: str, candidates: str, run: Optional[Path], qrels: Optional[Path],
+                  corpus: Optional[Path], queries: Optional[Path], rank_llm: Optional[Path], depth: int,
+                  limit: Optional[int], config: str, progress: bool) -> list:
+    """RankingExamples from exactly one of the three input kinds."""
+    from mmrag.train import ranking_data
+
+    given = [k for k, v in (("--beir", beir), ("--run", run), ("--rank-llm", rank_llm)) if v is not None]
+    if len(given) != 1:
+        raise ConfigError("give exactly one input: --beir DIR, --run FILE (with --qrels --corpus --queries), "
+                          f"or --rank-llm FILE (with --qrels); got {', '.join(given) or 'none'}")
+    if beir is not None:
+        return ranking_data.from_beir(beir, split, candidates=candidates, depth=depth, limit=limit,
+                                      config=config, progress=progress)
+    if qrels is None:
+        raise ConfigError(f"{given[0]} needs --qrels FILE (TREC qrels or BEIR tsv)")
+    if run is not None:
+        if corpus is None or queries is None:
+            raise ConfigError("--run needs --corpus FILE and --queries FILE (BEIR .jsonl or id<TAB>text .tsv)")
+        return ranking_data.from_trec_run(run, qrels, corpus, queries, depth=depth, limit=limit)
+    return ranking_data.from_rank_llm(rank_llm, qrels, depth=depth, limit=limit)
+
+
+@train_app.command("reranker", help=_reranker_help())
+@handle_errors
+def train_reranker_cmd(
+    method: str = typer.Option(..., "--method", help="cross-encoder | first | rank-r1 | reasonrank | mm-r5."),
+    out: Path = typer.Option(..., "--out", help="Folder for the trained model and train_report.json."),
+    beir: Optional[Path] = typer.Option(None, "--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)."),
+    split: str = typer.Option("train", "--split", help="qrels/<split>.tsv of the BEIR folder."),
+    candidates: str = typer.Option("index", "--candidates", help="BEIR candidates: index (mmrag's first stage) | bm25."),
+    run: Optional[Path] = typer.Option(None, "--run", help="TREC run file ranking the candidates."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (qid 0 docid grade) or BEIR tsv."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Passage texts for --run: BEIR .jsonl or id<TAB>text .tsv."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="Query texts for --run: BEIR .jsonl or id<TAB>text .tsv."),
+    rank_llm: Optional[Path] = typer.Option(None, "--rank-llm", help="rank_llm JSON with candidates and their texts."),
+    depth: int = typer.Option(30, "--depth", help="First-stage candidates kept per query (negatives come from them)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N queries only."),
+    model: Optional[str] = typer.Option(None, "--model", help="Backbone id or folder (default: the method's; cross-encoder: bundled MiniLM)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimiser steps (overrides --epochs)."),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", help="LoRA rank through peft (LLM methods)."),
+    synthetic_docs: bool = typer.Option(False, "--synthetic-docs", help="cross-encoder: positives written by --generator, one per query."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="Generator for --synthetic-docs (hf-causal = SmolLM2 bundled, openai-compatible)."),
+    options: Optional[str] = typer.Option(None, "--options", help="Method-specific settings as JSON, merged last."),
+    config: str = ConfigOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    setup_logging(quiet)
+    from mmrag.train.methods import METHODS
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown training method {method!r}; choose one of: {', '.join(METHODS)}")
+    if depth < 1:
+        raise ConfigError("--depth must be at least 1")
+    if (synthetic_docs or generator) and method != "cross-encoder":
+        raise ConfigError("--synthetic-docs and --generator belong to --method cross-encoder")
+    given = {"model": model, "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
+             "seed": seed, "lora_r": lora_r, "generator": generator}
+    opts = {k: v for k, v in given.items() if v is not None}
+    if synthetic_docs:
+        opts["synthetic_docs"] = True
+    if quiet:
+        opts["progress"] = False
+    opts.update(_json_object(options, "--options"))
+    train_fn = load_method(method)
+    examples = load_examples(beir, split, candidates, run, qrels, corpus, queries, rank_llm, depth, limit,
+                             config, not quiet)
+    with contextlib.redirect_stdout(sys.stderr):  # trainer log lines must not mix with --json output
+        summary = train_fn(examples, out, opts)
+    emit(summary, as_json, lambda r: typer.echo(
+        f"trained {method} on {len(examples)} queries in {r.get('seconds', float('nan')):.1f}s; saved to {out}\n"
+        f"load it with model: {out}"))

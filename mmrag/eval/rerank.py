@@ -42,10 +42,21 @@ def load_rerank_set(dataset: str | Path) -> tuple[list[RerankQuery], dict[str, d
         raise ConfigError(f"dataset folder not found: {folder}")
     data_file = _find(folder, ("data.json", "*top*.json", "*.json"), "candidates JSON")
     qrels_file = _find(folder, ("qrels*.txt", "qrels*.tsv", "qrels/test.tsv"), "qrels file")
+    queries = read_rank_llm(data_file)
+    return queries, read_qrels(qrels_file)
+
+
+def read_rank_llm(path: str | Path) -> list[RerankQuery]:
+    """Queries with their candidates (best first) from one rank_llm JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"rank_llm JSON not found: {path}")
     try:
-        raw = json.loads(data_file.read_text())
+        raw = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{data_file} is not valid JSON: {e}") from None
+        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: expected rank_llm's list of {{\"query\", \"hits\": [...]}}")
     queries = []
     for i, item in enumerate(raw):
         hits = item.get("hits") or []
@@ -53,7 +64,7 @@ def load_rerank_set(dataset: str | Path) -> tuple[list[RerankQuery], dict[str, d
         ranked = sorted(hits, key=lambda h: h.get("rank", 0)) if all("rank" in h for h in hits) else hits
         cands = [Candidate(str(h["docid"]), h["content"], float(h.get("score", 0.0))) for h in ranked]
         queries.append(RerankQuery(qid, item["query"], cands))
-    return queries, read_qrels(qrels_file)
+    return queries
 
 
 def rerank_run(queries: list[RerankQuery], reranker: Any, depth: int, progress: bool = False
@@ -75,11 +86,11 @@ def rerank_run(queries: list[RerankQuery], reranker: Any, depth: int, progress: 
     return run, seconds
 
 
-def reranker_options(config: str | Path | None, reranker: str, model: str | None) -> dict:
+def reranker_options(config: Any, reranker: str, model: str | None) -> dict:
     """The config's options for ``reranker`` (when its ``reranker:`` section names it) + model."""
-    from mmrag.config import load_config
+    from mmrag.config import Config, load_config
 
-    cfg = load_config(config)
+    cfg = config if isinstance(config, Config) else load_config(config)
     options: dict = {}
     if cfg.reranker is not None and cfg.reranker.name == reranker:
         options.update(cfg.reranker.options or {})
