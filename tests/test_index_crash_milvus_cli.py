@@ -53,9 +53,22 @@ def check_loads_and_covers(ix: Path) -> None:
         assert np.isin(live[field], held[field]).all(), field
 
 
+def wait_for_progress(p: subprocess.Popen, ix: Path, rng: random.Random) -> None:
+    """Until the run has made its first commit (then a moment more): the kill then lands inside a run however
+    fast or slow the machine is, where a fixed sleep can miss the whole run."""
+    from mmrag.cli.batch import committed_documents
+
+    target = committed_documents(ix) + 1  # the writer's first commit of this run; later ones come in bulk
+    deadline = time.monotonic() + 120
+    while p.poll() is None and committed_documents(ix) < target and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.05))
+    time.sleep(rng.uniform(0.0, 0.3))
+
+
 def test_killed_cli_indexer_with_milvus_resumes_without_orphans_or_gaps(tmp_path):
     docs = tmp_path / "docs"
-    want = make_reports(docs)
+    want = make_reports(docs, n=120)  # enough that a run outlasts its first commit on a fast, idle machine
     cfg = tmp_path / "milvus-hash.yaml"
     cfg.write_text(yaml.safe_dump({"fields": FIELDS, "ingest": {"ocr": "never"},
                                    "index": {"vectors": "milvus", "milvus_uri": "milvus.db", "commit_docs": 2,
@@ -69,7 +82,7 @@ def test_killed_cli_indexer_with_milvus_resumes_without_orphans_or_gaps(tmp_path
         resumes += resumable
         p = run_index(["--index", str(ix), "--resume"] if resumable else
                       [str(docs), "--index", str(ix), "--config", str(cfg)])
-        time.sleep(rng.uniform(2.0, 8.0))
+        wait_for_progress(p, ix, rng)
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             kills += 1
@@ -87,7 +100,7 @@ def test_killed_cli_indexer_with_milvus_resumes_without_orphans_or_gaps(tmp_path
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()[-3000:]
     report = json.loads(out)
-    assert report["totals"]["error"] == 0 and report["totals"]["ok"] == 12
+    assert report["totals"]["error"] == 0 and report["totals"]["ok"] == len(want)
     assert pages_by_doc(ix) == want
     live, held = live_ids(ix), milvus_ids(ix)
     for field in ("text", "page"):  # no vector whose chunk or page the doc store lacks, and none missing
