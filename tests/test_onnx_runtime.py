@@ -179,3 +179,20 @@ def test_fusion_components_on_onnx_agree_with_pytorch(dl19_query, tmp_path, monk
     top_fast = [s.id for s in fast.rerank(q, cands, top_k=10)]
     top_slow = [s.id for s in slow.rerank(q, cands, top_k=10)]
     assert len(set(top_fast) & set(top_slow)) >= 8
+
+
+def test_fusion_hands_its_runtime_to_components_that_take_one() -> None:
+    pytest.importorskip("torch")
+    from mmrag.rerankers import load
+
+    f = load("fusion", runtime="torch")  # bare names: the learned weights still apply
+    assert [c.runtime for c in f.components] == ["torch", "torch"]
+    assert f.weights == [0.55, 0.2] and f.first_stage_weight == 0.25
+    f = load("fusion", rerankers=["bi-encoder", {"name": "splade", "options": {"runtime": "onnx"}}],
+             weights=[1, 1], runtime="torch")
+    assert [c.runtime for c in f.components] == ["torch", "onnx"]  # a component's own setting wins
+    assert [c.runtime for c in load("fusion").components] == ["onnx-int8", "onnx-int8"]
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        load("fusion", runtime="int4")
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        load("splade", runtime="fp16")
