@@ -88,6 +88,13 @@ def test_the_export_is_cached_and_reused(tiny_st, tmp_path, monkeypatch) -> None
     files = sorted(p.name for p in (tmp_path / "onnx").iterdir())
     assert len(files) == 2 and any(f.endswith(".int8.onnx") for f in files)  # the float32 graph and its int8 copy
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "onnx").iterdir()}
+    import onnx
+
+    int8 = onnx.load(str(first._batch_runtime().path))
+    ops = [n.op_type for n in int8.graph.node]
+    # per layer: Q, K, V, attention output and FFN up in int8; the FFN down projection and the two
+    # activation x activation products (attention scores, weighted values) stay float32
+    assert ops.count("MatMulInteger") == 2 * 5 and ops.count("MatMul") == 2 * 3
 
     def no_export(*a, **k):
         raise AssertionError("exported again")
@@ -152,9 +159,9 @@ def test_minilm_int8_agrees_with_pytorch_on_real_passages(dl19_query, tmp_path, 
     a, b = int8.encode_text(texts), torch_enc.encode_text(texts)
     assert int8._batch_runtime().int8 and torch_enc._batch_runtime() is False
     cos = np.sum(a * b, axis=1)
-    assert cos.min() > 0.98 and cos.mean() > 0.99  # measured: 0.990 / 0.995
+    assert cos.min() > 0.98 and cos.mean() > 0.99  # measured: 0.996 / 0.998
     q = torch_enc.encode_query(dl19_query.query)[0]
-    assert _spearman(a @ q, b @ q) > 0.98  # measured: 0.994-0.996
+    assert _spearman(a @ q, b @ q) > 0.98  # measured: >= 0.994
 
 
 @pytest.mark.slow
@@ -175,7 +182,7 @@ def test_fusion_components_on_onnx_agree_with_pytorch(dl19_query, tmp_path, monk
     if runtime == "onnx":  # same graph in float32 (SPLADE passage states kept in float16)
         np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
         np.testing.assert_allclose(got[1], ref[1], rtol=2e-3, atol=2e-2)
-    assert bi > 0.98 and sp > 0.99  # int8 measured: 0.994-0.996 and 0.998-0.999
+    assert bi > 0.98 and sp > 0.99  # int8 measured: >= 0.994 and >= 0.998
     top_fast = [s.id for s in fast.rerank(q, cands, top_k=10)]
     top_slow = [s.id for s in slow.rerank(q, cands, top_k=10)]
     assert len(set(top_fast) & set(top_slow)) >= 8
