@@ -55,12 +55,13 @@ class SentenceTransformerEncoder(Encoder):
                        if hasattr(self._model, "get_embedding_dimension")
                        else self._model.get_sentence_embedding_dimension())
 
-    def encode_text(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], *, is_query: bool = False, torch_only: bool = False) -> np.ndarray:
+        """``torch_only`` skips the ONNX batch path (``query_runtime: torch`` uses it)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.query_prompt if is_query else self.document_prompt
         batch = [prefix + t for t in texts] if prefix else list(texts)
-        onnx = self._batch_runtime()
+        onnx = False if torch_only else self._batch_runtime()
         if onnx:
             return l2_normalise(onnx(batch))
         vectors = self._model.encode(batch, batch_size=self.batch_size, convert_to_numpy=True,
@@ -101,12 +102,12 @@ class SentenceTransformerEncoder(Encoder):
         if onnx:
             return l2_normalise(onnx([self.query_prompt + query]))
         if not self.query_threads:
-            return self.encode_text([query], is_query=True)
+            return self.encode_text([query], is_query=True, torch_only=True)
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(min(self.query_threads, before))
         try:
-            return self.encode_text([query], is_query=True)
+            return self.encode_text([query], is_query=True, torch_only=True)
         finally:
             torch.set_num_threads(before)
