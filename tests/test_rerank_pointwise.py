@@ -118,7 +118,7 @@ def test_splade_equals_naive_formula() -> None:
 
     from mmrag.bundled import splade_dir
 
-    r = load("splade")
+    r = load("splade", runtime="torch")  # ONNX runtimes: tests/test_onnx_runtime.py
     cs = cands(5)
     model = AutoModelForMaskedLM.from_pretrained(splade_dir()).eval()
     tok = AutoTokenizer.from_pretrained(splade_dir())
@@ -149,7 +149,7 @@ def test_bi_encoder_equals_cosine() -> None:
     q = st_model.encode([QUERY])[0]
     p = st_model.encode([c.text for c in cs])
     expected = p @ q / (np.linalg.norm(p, axis=1) * np.linalg.norm(q))
-    r = load("bi-encoder")
+    r = load("bi-encoder", runtime="torch")  # ONNX runtimes: tests/test_onnx_runtime.py
     assert np.allclose(r.score(QUERY, cs), expected, atol=1e-5)
     assert len(r.doc_cache) == 5 and np.allclose(r.score(QUERY, cs[::-1]), expected[::-1], atol=1e-5)
 

@@ -1,30 +1,37 @@
-"""One query at a time through ONNX Runtime: the same weights as the PyTorch model, exported once.
+"""Sentence-transformers models through ONNX Runtime: the same weights as the PyTorch model, exported once.
 
 Encoding one short query is dominated by per-operator overhead in PyTorch eager mode; ONNX
 Runtime runs the same graph with fused kernels (MiniLM-L6 on one CPU thread here: 8 ms instead of
-18 ms). Only sentence-transformers models of the plain shape "transformer, then mean or CLS
-pooling (then normalise)" are exported; anything else keeps the PyTorch path. An export is
-checked against PyTorch on probe texts before it is used, and cached under
-``<cache>/onnx/<key>.onnx``, keyed by the model files and the library versions.
+18 ms). Batches of passages run the same graph, or its int8-quantised copy, cut into
+length-sorted batches (see ``onnx_runtime``). Only sentence-transformers models of the plain
+shape "transformer, then mean or CLS pooling (then normalise)" are exported; anything else keeps
+the PyTorch path. An export is checked against PyTorch on probe texts before it is used, and
+cached under ``<cache>/onnx/``, keyed by the model files and the library versions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from mmrag.encoders import onnx_runtime
 from mmrag.encoders.base import l2_normalise
 
 log = logging.getLogger(__name__)
 
-PROBES = ("what is the capital of France?", "Quarterly revenue grew by 12 percent in 2019 compared with 2018.")
-MIN_COSINE = 0.99999  # an export that moves any probe vector further than this is not used
+PROBES = ("what is the capital of France?", "Quarterly revenue grew by 12 percent in 2019 compared with 2018.",
+          "The mitochondrion is the organelle that produces most of the chemical energy needed to power the "
+          "cell's biochemical reactions; it stores that energy in adenosine triphosphate (ATP), and cells "
+          "with high energy demands, such as muscle and nerve cells, hold many of them.")
+MIN_COSINE = 0.99999  # a float32 export that moves any probe vector further than this is not used
+# int8 (onnx_runtime.quantize) moves MiniLM's probe vectors to cosine 0.995-0.997 of PyTorch's (DL19
+# passages: min 0.996, mean 0.998); per-tensor weights (a worse quantisation) give 0.91, an export
+# of the wrong pooling far less.
+MIN_COSINE_INT8 = 0.98
 
 
 def _plain_pooling(st_model: Any) -> str | None:
@@ -43,18 +50,6 @@ def _plain_pooling(st_model: Any) -> str | None:
     if isinstance(mode, (list, tuple)):
         mode = mode[0] if len(mode) == 1 else None
     return mode if mode in ("mean", "cls") else None
-
-
-def _cache_key(model_dir: Path, pooling: str) -> str:
-    import onnxruntime
-    import torch
-
-    h = hashlib.sha256(f"{pooling}|{torch.__version__}|{onnxruntime.__version__}|v1".encode())
-    for f in sorted(model_dir.rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
-            st = f.stat()
-            h.update(f"{f.relative_to(model_dir)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:24]
 
 
 def _export(st_model: Any, pooling: str, dest: Path) -> None:
@@ -78,72 +73,72 @@ def _export(st_model: Any, pooling: str, dest: Path) -> None:
     args = (ex["input_ids"], ex["attention_mask"], ex.get("token_type_ids", torch.zeros_like(ex["input_ids"])))
     dynamic = {n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids")}
     dynamic["vector"] = {0: "batch"}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Pooled(body), args, str(tmp), input_names=list(dynamic)[:3],
-                              output_names=["vector"], dynamic_axes=dynamic, opset_version=17, dynamo=False)
-        os.replace(tmp, dest)  # atomic: a concurrent process sees the whole file or none
-    finally:
-        tmp.unlink(missing_ok=True)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Pooled(body), args, str(dest), input_names=list(dynamic)[:3],
+                          output_names=["vector"], dynamic_axes=dynamic, opset_version=17, dynamo=False)
 
 
-class OnnxQueryEncoder:
-    """Pooled (not yet normalised) vectors for a few texts, from an exported ONNX graph."""
+class OnnxPooledEncoder:
+    """Pooled (not yet normalised) vectors from an exported ONNX graph, batched by length."""
 
     def __init__(self, path: Path, tokenizer: Any, max_length: int, threads: int = 1, lower_case: bool = False):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer = tokenizer
-        self._max_length = int(max_length)
-        self._lower_case = lower_case
+        self._session = onnx_runtime.session(path, threads)
+        self._feed = onnx_runtime.TokenFeed(tokenizer, max_length, {i.name for i in self._session.get_inputs()},
+                                            lower_case=lower_case)
         self.path = path
+        self.int8 = path.name.endswith(".int8.onnx")
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        texts = [t.lower() for t in texts] if self._lower_case else list(texts)
-        enc = self._tokenizer(texts, return_tensors="np", padding=True, truncation=True,
-                              max_length=self._max_length)
-        feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self._inputs}
-        if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        out: np.ndarray | None = None
+        for idx, feed in self._feed.batches(texts):
+            vec = self._session.run(None, feed)[0]
+            if out is None:
+                out = np.zeros((len(texts), vec.shape[1]), dtype=np.float32)
+            out[idx] = vec
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def build(st_model: Any, model_dir: str | Path, cache: Path, threads: int = 1) -> OnnxQueryEncoder | None:
-    """The ONNX query path for ``st_model``, exporting it on first use; None where it cannot be
-    used (packages missing, model shape not plain, export failing or disagreeing with PyTorch)."""
+def build(st_model: Any, model_dir: str | Path, cache: Path, threads: int = 1,
+          runtime: str = "onnx") -> OnnxPooledEncoder | None:
+    """The ONNX path for ``st_model`` (``runtime`` onnx or onnx-int8), exporting it on first use;
+    None where it cannot be used (packages missing, model shape not plain, export failing or
+    disagreeing with PyTorch: each says why in the log)."""
     pooling = _plain_pooling(st_model)
     model_dir = Path(model_dir)
     if pooling is None or not model_dir.is_dir():
         return None
-    try:
-        import onnx  # noqa: F401  (the exporter needs it)
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        log.info("onnx/onnxruntime not installed: queries are encoded with PyTorch")
+    if not onnx_runtime.installed():
+        log.info("onnx/onnxruntime not installed: %s is encoded with PyTorch", model_dir.name)
         return None
-    path = cache / "onnx" / f"{_cache_key(model_dir, pooling)}.onnx"
     try:
-        if not path.exists():
-            _export(st_model, pooling, path)
-        onnx_enc = OnnxQueryEncoder(path, st_model.tokenizer, st_model.max_seq_length, threads,
-                                    lower_case=bool(getattr(st_model[0], "do_lower_case", False)))
-        probe = onnx_enc(list(PROBES))
+        path = onnx_runtime.exported(cache, model_dir, f"st-{pooling}", lambda p: _export(st_model, pooling, p),
+                                     runtime)
+        enc = OnnxPooledEncoder(path, st_model.tokenizer, st_model.max_seq_length, threads,
+                                lower_case=bool(getattr(st_model[0], "do_lower_case", False)))
+        probe = enc(list(PROBES))
         ref = st_model.encode(list(PROBES), convert_to_numpy=True, normalize_embeddings=True,
                               show_progress_bar=False)
         cosine = float(np.min(np.sum(l2_normalise(probe) * ref, axis=1)))
     except Exception as e:  # any exporter/runtime failure: PyTorch still answers
-        log.warning("ONNX query path unavailable (%s): queries are encoded with PyTorch", e)
+        log.warning("ONNX %s path unavailable for %s (%s)", runtime, model_dir.name, e)
         return None
-    if cosine < MIN_COSINE:
-        log.warning("ONNX export disagrees with PyTorch (cosine %.6f): queries are encoded with PyTorch", cosine)
+    floor = MIN_COSINE_INT8 if runtime == "onnx-int8" else MIN_COSINE
+    if cosine < floor:
+        log.warning("ONNX %s export of %s disagrees with PyTorch (probe cosine %.6f < %g): not used",
+                    runtime, model_dir.name, cosine, floor)
         return None
-    return onnx_enc
+    return enc
+
+
+def build_first(st_model: Any, model_dir: str | Path, cache: Path, threads: int, runtime: str) -> OnnxPooledEncoder | None:
+    """The best ONNX path ``runtime`` allows (int8, then float32), or None for PyTorch."""
+    for rt in onnx_runtime.fallbacks(runtime):
+        enc = build(st_model, model_dir, cache, threads, rt)
+        if enc is not None:
+            return enc
+        if rt != "onnx":
+            log.warning("falling back from %s for %s", rt, Path(model_dir).name)
+    if runtime != "torch":
+        log.info("%s is encoded with PyTorch", Path(model_dir).name)
+    return None

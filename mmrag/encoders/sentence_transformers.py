@@ -1,4 +1,9 @@
-"""Any sentence-transformers model (hub id or local folder): batched, float32, L2-normalised."""
+"""Any sentence-transformers model (hub id or local folder): batched, float32, L2-normalised.
+
+``runtime`` runs batches (documents, passages) through ONNX Runtime, float32 or int8
+(``onnx_runtime``), for models loaded from a local folder; ``query_runtime`` does the same for
+single queries (float32 ONNX on one thread by default).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmrag.encoders import onnx_runtime
 from mmrag.encoders.base import Encoder, l2_normalise
 from mmrag.errors import ModelNotFound
 
@@ -18,7 +24,7 @@ class SentenceTransformerEncoder(Encoder):
     def __init__(self, model: str, batch_size: int = 32, device: str | None = None,
                  query_prompt: str = "", document_prompt: str = "", max_seq_length: int | None = None,
                  revision: str | None = None, progress: bool = False, query_threads: int | None = 1,
-                 query_runtime: str = "auto"):
+                 query_runtime: str = "auto", runtime: str = "torch", threads: int | None = None):
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -40,20 +46,39 @@ class SentenceTransformerEncoder(Encoder):
         if query_runtime not in ("auto", "onnx", "torch"):
             raise ValueError(f"query_runtime must be auto, onnx or torch, not {query_runtime!r}")
         self.query_runtime = query_runtime
+        self.runtime = onnx_runtime.check_runtime(runtime)
+        self.threads = threads
         self._model_dir = str(model)
         self._onnx: Any = None  # built on the first query: index builds never pay for the export
+        self._onnx_batch: Any = None  # built on the first batch: searches never pay for the export
         self.dim = int(self._model.get_embedding_dimension()
                        if hasattr(self._model, "get_embedding_dimension")
                        else self._model.get_sentence_embedding_dimension())
 
-    def encode_text(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], *, is_query: bool = False, torch_only: bool = False) -> np.ndarray:
+        """``torch_only`` skips the ONNX batch path (``query_runtime: torch`` uses it)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.query_prompt if is_query else self.document_prompt
         batch = [prefix + t for t in texts] if prefix else list(texts)
+        onnx = False if torch_only else self._batch_runtime()
+        if onnx:
+            return l2_normalise(onnx(batch))
         vectors = self._model.encode(batch, batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=False, show_progress_bar=self.progress)
         return l2_normalise(vectors)
+
+    def _batch_runtime(self) -> Any:
+        """The ONNX Runtime path for batches (``runtime``), or False for PyTorch."""
+        if self._onnx_batch is None:
+            self._onnx_batch = False
+            if self.runtime != "torch":
+                from mmrag.bundled import cache_dir
+                from mmrag.encoders.onnx_query import build_first
+
+                threads = self.threads or onnx_runtime.default_threads()
+                self._onnx_batch = build_first(self._model, self._model_dir, cache_dir(), threads, self.runtime) or False
+        return self._onnx_batch
 
     def _onnx_query(self) -> Any:
         """The ONNX Runtime path for single queries, or False where it is off or unavailable."""
@@ -77,12 +102,12 @@ class SentenceTransformerEncoder(Encoder):
         if onnx:
             return l2_normalise(onnx([self.query_prompt + query]))
         if not self.query_threads:
-            return self.encode_text([query], is_query=True)
+            return self.encode_text([query], is_query=True, torch_only=True)
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(min(self.query_threads, before))
         try:
-            return self.encode_text([query], is_query=True)
+            return self.encode_text([query], is_query=True, torch_only=True)
         finally:
             torch.set_num_threads(before)

@@ -2,7 +2,8 @@
 
 ``encoder=`` names a registered mmrag encoder (e.g. "minilm", "sentence-transformers" with
 ``model=``); without it, ``model`` (default: the bundled all-MiniLM-L6-v2) is loaded with
-sentence-transformers directly.
+sentence-transformers directly and, with ``runtime`` onnx-int8 (the default) or onnx, run
+through ONNX Runtime in length-sorted batches (``mmrag.encoders.onnx_runtime``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmrag.encoders.base import l2_normalise
 from mmrag.rerankers import hf
 from mmrag.rerankers.base import Reranker
 from mmrag.types import Candidate
@@ -22,13 +24,19 @@ class BiEncoderReranker(Reranker):
     name = "bi-encoder"
 
     def __init__(self, model: str | None = None, *, encoder: str | None = None, batch_size: int = 64,
-                 max_words: int | None = 256, device: str | None = None, cache_docs: int = 50_000):
+                 max_words: int | None = 256, device: str | None = None, cache_docs: int = 50_000,
+                 runtime: str = "onnx-int8", threads: int | None = None):
+        from mmrag.encoders.onnx_runtime import check_runtime
+
         self.model_id = model
         self.encoder_name = encoder
         self.batch_size = batch_size
         self.max_words = max_words
         self.device = device
+        self.runtime = check_runtime(runtime)
+        self.threads = threads
         self._enc: Any = None
+        self._onnx: Any = None
         self.doc_cache = hf.DocCache(cache_docs)  # passage vectors, reused across queries
 
     def _load(self) -> Any:
@@ -58,11 +66,28 @@ class BiEncoderReranker(Reranker):
         self._enc = hf.cached(("st", path, dev), build)
         return self._enc
 
+    def _onnx_runtime(self) -> Any:
+        """The ONNX path of the directly loaded model (``runtime``), or False for PyTorch."""
+        if self._onnx is None:
+            self._onnx = False
+            if self.runtime != "torch" and hf.pick_device(self.device) == "cpu":
+                from mmrag.bundled import cache_dir, minilm_path
+                from mmrag.encoders.onnx_query import build_first
+                from mmrag.encoders.onnx_runtime import default_threads
+
+                path = self.model_id or str(minilm_path())
+                self._onnx = build_first(self._load(), path, cache_dir(), self.threads or default_threads(),
+                                         self.runtime) or False
+        return self._onnx
+
     def embed(self, texts: Sequence[str], *, is_query: bool) -> np.ndarray:
         """L2-normalised float32 embeddings."""
         enc = self._load()
         if self.encoder_name:
             return np.asarray(enc.encode_text(list(texts), is_query=is_query), dtype=np.float32)
+        onnx = self._onnx_runtime()
+        if onnx:
+            return l2_normalise(onnx(list(texts)))
         return enc.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                           convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 

@@ -5,6 +5,8 @@ or min–max) and summed with ``weights``; the first-stage score joins with ``fi
 ``method="rrf"``: reciprocal-rank fusion, sum of ``w / (rrf_k + rank)``.
 Components are registry names or ``{"name": ..., "options": {...}}`` mappings, e.g.
 ``FusionReranker(["bi-encoder", "splade"], weights=[0.4, 0.6], first_stage_weight=0.2)``.
+``runtime`` (onnx-int8 | onnx | torch) is handed to the components that take one and do not set
+their own.
 The weights of the default preset were learned on SciFact *train* queries
 (benchmarks/fusion_weights.py), never on the sets we report.
 """
@@ -80,8 +82,10 @@ class FusionReranker(Reranker):
 
     def __init__(self, rerankers: Sequence[Any] = ("bi-encoder", "splade"), *, method: str = "weighted",
                  weights: Sequence[float] | None = None, first_stage_weight: float | None = None,
-                 normalize: str = "zscore", rrf_k: int = 60):
-        from mmrag.rerankers import load
+                 normalize: str = "zscore", rrf_k: int = 60, runtime: str | None = None):
+        import inspect
+
+        from mmrag.rerankers import REGISTRY, load
 
         if method not in METHODS:
             raise ConfigError(f"fusion method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -102,6 +106,12 @@ class FusionReranker(Reranker):
             raise ConfigError(f"fusion has {len(specs)} rerankers but {len(weights)} weights")
         if not specs and first_stage_weight == 0:
             raise ConfigError("fusion needs at least one reranker or a first_stage_weight")
+        if runtime is not None:
+            from mmrag.encoders.onnx_runtime import check_runtime
+
+            check_runtime(runtime)
+            specs = [(n, o if "runtime" in o or "runtime" not in inspect.signature(REGISTRY.get(n).resolve()).parameters
+                      else {**o, "runtime": runtime}) for n, o in specs]
         self.components = [load(n, **o) for n, o in specs]
         self.component_names = [n for n, _ in specs]
         self.weights = [float(w) for w in weights]

