@@ -207,6 +207,9 @@ class DocStore:
         arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return arr[:, 0].copy(), arr[:, 1].copy()
 
+    def chunk_ids(self) -> np.ndarray:
+        return np.array([r[0] for r in self.con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+
     def page_ids(self) -> np.ndarray:
         return np.array([r[0] for r in self.con.execute("SELECT id FROM pages ORDER BY id")], dtype=np.int64)
 

@@ -436,10 +436,7 @@ class Index:
         victims = segs[:max(2, len(segs) // 2)]
         from mmrag.indexes.snapshot import load_segment
 
-        if f.input == "chunks":
-            live = np.array([r[0] for r in self.store.con.execute("SELECT id FROM chunks ORDER BY id")], np.int64)
-        else:
-            live = self.store.page_ids()
+        live = self.store.chunk_ids() if f.input == "chunks" else self.store.page_ids()
         ids_parts, vec_parts = [], []
         for s in victims:
             seg = load_segment(self.root, s, self.cfg)  # never merge damaged vectors into a fresh segment

@@ -33,7 +33,7 @@ def _plan(ix: Any, problems: list[dict]) -> tuple[list[str], dict[str, np.ndarra
     """Segments to drop and, per field, the live ids that need new vectors."""
     damaged = {p["segment"] for p in problems if "segment" in p}
     fields = {p["field"] for p in problems if "field" in p}
-    chunks = np.array([r[0] for r in ix.store.con.execute("SELECT id FROM chunks ORDER BY id")], np.int64)
+    chunks = ix.store.chunk_ids()
     pages = ix.store.page_ids()
     drop: list[str] = []
     missing: dict[str, np.ndarray] = {}
