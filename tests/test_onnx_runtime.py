@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pytest
 
-from mmrag.encoders.onnx_runtime import check_runtime, fallbacks, token_batches
+from mmrag.encoders.onnx_runtime import MAX_BATCH_TOKENS, check_runtime, fallbacks, token_batches
 from mmrag.errors import ConfigError
 
 TEXTS = ["x", "a short query", "a much longer passage that runs past the sixteen token limit of the tiny model by far",
@@ -32,9 +32,13 @@ def test_token_batches_cover_every_row_once_shortest_first_within_the_budget() -
         assert (len(a) + 1) * lengths[b[0]] > 2048
 
 
-def test_a_hundred_passages_are_one_or_two_batches() -> None:
+def test_batches_stay_under_the_token_budget_with_little_padding() -> None:
     lengths = np.random.default_rng(1).normal(81, 25, size=100).clip(8, 174).astype(int).tolist()  # DL19-like
-    assert len(token_batches(lengths)) <= 2
+    batches = token_batches(lengths)
+    assert sorted(i for b in batches for i in b.tolist()) == list(range(100))  # every row once
+    padded = [len(b) * max(lengths[i] for i in b) for b in batches]
+    assert max(padded) <= MAX_BATCH_TOKENS
+    assert sum(padded) <= 1.1 * sum(lengths)  # sorted by length: padding stays small
     assert token_batches([]) == []
     assert [b.tolist() for b in token_batches([500, 3], max_tokens=100)] == [[1], [0]]  # too long: alone
 

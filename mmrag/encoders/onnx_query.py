@@ -68,7 +68,7 @@ def _export(st_model: Any, pooling: str, dest: Path) -> None:
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
-    body = st_model[0].auto_model.eval()
+    body = onnx_runtime.eager_attention(st_model[0].auto_model)
     ex = st_model.tokenizer([PROBES[0]], return_tensors="pt")
     args = (ex["input_ids"], ex["attention_mask"], ex.get("token_type_ids", torch.zeros_like(ex["input_ids"])))
     dynamic = {n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids")}

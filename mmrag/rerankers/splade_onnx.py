@@ -10,7 +10,6 @@ most of SPLADE-tiny's work). Passages are represented by their ``h_t`` rows (flo
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from pathlib import Path
@@ -48,7 +47,7 @@ def _export(lm: Any, proj_name: str, tokenizer: Any, dest: Path) -> None:
     """The masked LM with its output projection replaced by identity: (batch, tokens, hidden)."""
     import torch
 
-    body = copy.deepcopy(lm).eval()
+    body = onnx_runtime.eager_attention(lm)
     parent, _, leaf = proj_name.rpartition(".")
     setattr(body.get_submodule(parent) if parent else body, leaf, torch.nn.Identity())
 
