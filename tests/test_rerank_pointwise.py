@@ -229,6 +229,25 @@ def test_fusion_first_stage_only_keeps_order() -> None:
     assert [s.id for s in out] == ["p0", "p1", "p2"]
 
 
+def test_fusion_cascade_reranker_scores_only_the_top_and_matches_the_replay(tiny_cross_encoder: Path) -> None:
+    """The reranker (expensive component scored on the cheap top only) ranks as the replay over
+    full columns does, and leaves the cheap tail in first-stage order."""
+    from mmrag.rerankers.fusion import cascade_order
+
+    texts = ["fleas eat blood", "paris is in france", "larvae eat debris", "stocks closed higher",
+             "cats groom fleas away", "blood meals of insects", "rain in spain", "dogs and fleas"] * 2
+    cs = [Candidate(f"c{i}", t + f" {i}", score=float(len(texts) - i) + 0.5 * (i % 3)) for i, t in enumerate(texts)]
+    ce = {"name": "cross-encoder", "options": {"model": str(tiny_cross_encoder)}}
+    casc = load("fusion", rerankers=[ce], weights=[1.0], first_stage_weight=0.5, cascade_depth=5, cascade_first=[])
+    full = load("fusion", rerankers=[ce], weights=[1.0], first_stage_weight=0.5)
+    got = [s.id for s in casc.rerank("what do fleas eat", cs)]
+    cols = full.component_scores("what do fleas eat", cs)
+    order, _ = cascade_order(cols, [1.0, 0.5], [False, True], 5)
+    assert got == [cs[i].id for i in order]
+    by_first = [c.id for c in sorted(cs, key=lambda c: -c.score)]
+    assert set(got[:5]) == set(by_first[:5]) and got[5:] == by_first[5:]
+
+
 @pytest.fixture(scope="session")
 def pointwise_rerankers(tiny_cross_encoder: Path, tiny_tildev2, tiny_gliclass: Path) -> dict:
     ce = {"name": "cross-encoder", "options": {"model": str(tiny_cross_encoder)}}
@@ -238,6 +257,8 @@ def pointwise_rerankers(tiny_cross_encoder: Path, tiny_tildev2, tiny_gliclass: P
         "gliclass": load("gliclass", model=str(tiny_gliclass), chunk=4),
         "fusion": load("fusion", rerankers=[ce], weights=[1.0], first_stage_weight=0.5),
         "fusion-rrf": load("fusion", rerankers=[ce], method="rrf", first_stage_weight=1.0),
+        "fusion-cascade": load("fusion", rerankers=[ce], weights=[1.0], first_stage_weight=0.5, cascade_depth=3,
+                               cascade_first=[]),
     }
 
 

@@ -7,6 +7,11 @@ Components are registry names or ``{"name": ..., "options": {...}}`` mappings, e
 ``FusionReranker(["bi-encoder", "splade"], weights=[0.4, 0.6], first_stage_weight=0.2)``.
 ``runtime`` (onnx-int8 | onnx | torch) is handed to the components that take one and do not set
 their own.
+``cascade_depth=N`` makes the fusion a cascade: the components named in ``cascade_first`` (SPLADE
+by default, ~10x cheaper than MiniLM) and the first stage score every candidate, their weighted
+fusion picks the top N, and only those N are scored by the other components and fused in full;
+the rest follow in their cheap order (``cascade_order``). None scores every candidate with every
+component.
 The weights of the default preset were learned on SciFact *train* queries
 (benchmarks/fusion_weights.py), never on the sets we report.
 """
@@ -64,6 +69,32 @@ def fuse(columns: Sequence[np.ndarray], weights: Sequence[float], method: str = 
     return total
 
 
+def cascade_order(columns: Sequence[np.ndarray], weights: Sequence[float], cheap: Sequence[bool], depth: int | None,
+                  method: str = "weighted", how: str = "zscore", rrf_k: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate indices best first, their scores) of a cascade over full score ``columns``
+    (only the rows of the cheap columns outside the top ``depth`` are read).
+
+    The cheap columns' fusion ranks every candidate; the top ``depth`` of it are fused with every
+    column (normalised over those rows only) and placed first, the rest follow in the cheap order
+    with scores below the lowest fused one. ``depth`` None or >= the candidates: a plain ``fuse``.
+    """
+    n = len(columns[0]) if columns else 0
+    if depth is None or depth >= n:
+        fused = fuse(columns, weights, method, how, rrf_k)
+        order = np.argsort(-fused, kind="stable")
+        return order, fused[order]
+    cheap_w = [w if c else 0.0 for w, c in zip(weights, cheap)]
+    cheap_score = fuse(columns, cheap_w, method, how, rrf_k)
+    by_cheap = np.argsort(-cheap_score, kind="stable")
+    top, rest = by_cheap[:depth], by_cheap[depth:]
+    fused_top = fuse([np.asarray(c)[top] for c in columns], weights, method, how, rrf_k)
+    top_order = np.argsort(-fused_top, kind="stable")
+    top_scores = fused_top[top_order]
+    floor = (top_scores.min() if len(top_scores) else 0.0) - 1.0
+    rest_scores = cheap_score[rest] - (cheap_score[rest].max() if len(rest) else 0.0) + floor
+    return np.concatenate([top[top_order], rest]), np.concatenate([top_scores, rest_scores])
+
+
 def _component(spec: Any) -> tuple[str, dict]:
     if isinstance(spec, str):
         return spec, {}
@@ -82,7 +113,8 @@ class FusionReranker(Reranker):
 
     def __init__(self, rerankers: Sequence[Any] = ("bi-encoder", "splade"), *, method: str = "weighted",
                  weights: Sequence[float] | None = None, first_stage_weight: float | None = None,
-                 normalize: str = "zscore", rrf_k: int = 60, runtime: str | None = None):
+                 normalize: str = "zscore", rrf_k: int = 60, runtime: str | None = None,
+                 cascade_depth: int | None = None, cascade_first: Sequence[str] = ("splade",)):
         import inspect
 
         from mmrag.rerankers import REGISTRY, load
@@ -119,6 +151,19 @@ class FusionReranker(Reranker):
         self.method = method
         self.normalize = normalize
         self.rrf_k = rrf_k
+        if cascade_depth is not None and (isinstance(cascade_depth, bool) or not isinstance(cascade_depth, int)
+                                          or cascade_depth < 1):
+            raise ConfigError(f"fusion cascade_depth must be a positive whole number or null, got {cascade_depth!r}")
+        unknown = set(cascade_first) - set(self.component_names)
+        if cascade_depth is not None and unknown:
+            raise ConfigError(f"fusion cascade_first names {sorted(unknown)}, which are not among its rerankers "
+                              f"{self.component_names}")
+        self.cascade_depth = cascade_depth
+        self.cascade_first = tuple(cascade_first)
+
+    def cheap_mask(self) -> list[bool]:
+        """Per score column (components, then the first stage): scored for every candidate?"""
+        return [n in self.cascade_first for n in self.component_names] + [True]
 
     def component_scores(self, query: str, candidates: list[Candidate]) -> list[np.ndarray]:
         """Raw score columns: one per component (skipping zero weights), then the first stage."""
@@ -127,7 +172,32 @@ class FusionReranker(Reranker):
         cols.append(np.asarray([c.score for c in candidates], dtype=np.float64))
         return cols
 
+    def _cascade_columns(self, query: str, candidates: list[Candidate]) -> list[np.ndarray]:
+        """Full columns for the cheap components; the others scored on the cheap top only (NaN elsewhere)."""
+        n = len(candidates)
+        cheap = self.cheap_mask()
+        cols: list[np.ndarray] = [np.zeros(n) for _ in self.components]
+        for i, (r, w) in enumerate(zip(self.components, self.weights)):
+            if w and cheap[i]:
+                cols[i] = np.asarray(r.score(query, candidates), dtype=np.float64)
+        cols.append(np.asarray([c.score for c in candidates], dtype=np.float64))
+        cheap_w = [w if c else 0.0 for w, c in zip(self.weights + [self.first_stage_weight], cheap)]
+        top = np.argsort(-fuse(cols, cheap_w, self.method, self.normalize, self.rrf_k), kind="stable")[:self.cascade_depth]
+        subset = [candidates[i] for i in top]
+        for i, (r, w) in enumerate(zip(self.components, self.weights)):
+            if w and not cheap[i]:
+                cols[i] = np.full(n, np.nan)
+                cols[i][top] = np.asarray(r.score(query, subset), dtype=np.float64)
+        return cols
+
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:
-        cols = self.component_scores(query, candidates)
-        fused = fuse(cols, self.weights + [self.first_stage_weight], self.method, self.normalize, self.rrf_k)
-        return fused.tolist()
+        if self.cascade_depth is None or self.cascade_depth >= len(candidates):
+            cols = self.component_scores(query, candidates)
+            return fuse(cols, self.weights + [self.first_stage_weight], self.method, self.normalize,
+                        self.rrf_k).tolist()
+        cols = self._cascade_columns(query, candidates)
+        order, scores = cascade_order(cols, self.weights + [self.first_stage_weight], self.cheap_mask(),
+                                      self.cascade_depth, self.method, self.normalize, self.rrf_k)
+        out = np.empty(len(candidates))
+        out[order] = scores
+        return out.tolist()
