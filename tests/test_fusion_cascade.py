@@ -41,3 +41,12 @@ def test_cascade_options_are_checked() -> None:
         load("fusion", rerankers=[], first_stage_weight=1.0, cascade_depth=0)
     with pytest.raises(ConfigError, match="cascade_first"):
         load("fusion", rerankers=[], first_stage_weight=1.0, cascade_depth=5, cascade_first=["splade"])
+
+
+def test_the_default_pair_cascades_at_the_learned_depth() -> None:
+    from mmrag.rerankers import load
+    from mmrag.rerankers.fusion import LEARNED_CASCADE
+
+    assert load("fusion").cascade_depth == LEARNED_CASCADE[("bi-encoder", "splade")]
+    assert load("fusion", weights=[0.5, 0.5]).cascade_depth is None  # own weights: every candidate
+    assert load("fusion", cascade_depth=None).cascade_depth is None
