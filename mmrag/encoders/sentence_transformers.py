@@ -25,17 +25,6 @@ class SentenceTransformerEncoder(Encoder):
                  query_prompt: str = "", document_prompt: str = "", max_seq_length: int | None = None,
                  revision: str | None = None, progress: bool = False, query_threads: int | None = 1,
                  query_runtime: str = "auto", runtime: str = "torch", threads: int | None = None):
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            self._model = SentenceTransformer(str(model), device=device or "cpu", revision=revision)
-        except (OSError, ValueError) as e:  # not on disk and no hub access
-            raise ModelNotFound(
-                f"cannot load sentence-transformers model {model!r} ({e}); give a local folder or "
-                "run where the Hugging Face hub is reachable"
-            ) from None
-        if max_seq_length:
-            self._model.max_seq_length = int(max_seq_length)
         self.model_id = str(model)
         self.revision = revision
         self.batch_size = int(batch_size)
@@ -49,11 +38,40 @@ class SentenceTransformerEncoder(Encoder):
         self.runtime = onnx_runtime.check_runtime(runtime)
         self.threads = threads
         self._model_dir = str(model)
+        self._device = device or "cpu"
+        self._max_seq_length = int(max_seq_length) if max_seq_length else None
+        self._st: Any = None  # loaded on first need: a checked ONNX export starts without PyTorch
         self._onnx: Any = None  # built on the first query: index builds never pay for the export
         self._onnx_batch: Any = None  # built on the first batch: searches never pay for the export
-        self.dim = int(self._model.get_embedding_dimension()
-                       if hasattr(self._model, "get_embedding_dimension")
-                       else self._model.get_sentence_embedding_dimension())
+        found = None
+        if self.runtime != "torch" and self._device == "cpu" and onnx_runtime.installed():
+            from mmrag.bundled import cache_dir
+            from mmrag.encoders.onnx_fast import find
+
+            found = find(self._model_dir, cache_dir(), self.runtime)
+        if found is not None:  # its dimension is known: PyTorch loads only if the ONNX check fails
+            self.dim = int(found[1]["dim"])
+        else:
+            m = self._model
+            self.dim = int(m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension")
+                           else m.get_sentence_embedding_dimension())
+
+    @property
+    def _model(self) -> Any:
+        """The sentence-transformers model, loaded on first use."""
+        if self._st is None:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._st = SentenceTransformer(self._model_dir, device=self._device, revision=self.revision)
+            except (OSError, ValueError) as e:  # not on disk and no hub access
+                raise ModelNotFound(
+                    f"cannot load sentence-transformers model {self._model_dir!r} ({e}); give a local folder or "
+                    "run where the Hugging Face hub is reachable"
+                ) from None
+            if self._max_seq_length:
+                self._st.max_seq_length = self._max_seq_length
+        return self._st
 
     def encode_text(self, texts: Sequence[str], *, is_query: bool = False, torch_only: bool = False) -> np.ndarray:
         """``torch_only`` skips the ONNX batch path (``query_runtime: torch`` uses it)."""
@@ -74,10 +92,12 @@ class SentenceTransformerEncoder(Encoder):
             self._onnx_batch = False
             if self.runtime != "torch":
                 from mmrag.bundled import cache_dir
-                from mmrag.encoders.onnx_query import build_first
+                from mmrag.encoders.onnx_query import build_first, load_fast
 
                 threads = self.threads or onnx_runtime.default_threads()
-                self._onnx_batch = build_first(self._model, self._model_dir, cache_dir(), threads, self.runtime) or False
+                self._onnx_batch = (load_fast(self._model_dir, cache_dir(), threads, self.runtime, self._max_seq_length)
+                                    or build_first(self._model, self._model_dir, cache_dir(), threads, self.runtime)
+                                    or False)
         return self._onnx_batch
 
     def _onnx_query(self) -> Any:
@@ -86,9 +106,11 @@ class SentenceTransformerEncoder(Encoder):
             self._onnx = False
             if self.query_runtime != "torch":
                 from mmrag.bundled import cache_dir
-                from mmrag.encoders.onnx_query import build
+                from mmrag.encoders.onnx_query import build, load_fast
 
-                self._onnx = build(self._model, self._model_dir, cache_dir(), threads=self.query_threads or 1) or False
+                self._onnx = (load_fast(self._model_dir, cache_dir(), self.query_threads or 1, "onnx", self._max_seq_length)
+                              or build(self._model, self._model_dir, cache_dir(), threads=self.query_threads or 1)
+                              or False)
                 if self._onnx is False and self.query_runtime == "onnx":
                     raise RuntimeError("query_runtime: onnx was asked for but the model cannot be exported "
                                        "(pip install onnx onnxruntime; plain transformer + pooling models only)")

@@ -70,25 +70,25 @@ class BiEncoderReranker(Reranker):
         """The ONNX path of the directly loaded model (``runtime``), or False for PyTorch."""
         if self._onnx is None:
             self._onnx = False
-            if self.runtime != "torch" and hf.pick_device(self.device) == "cpu":
+            if self.runtime != "torch" and hf.runs_on_cpu(self.device):
                 from mmrag.bundled import cache_dir, minilm_path
-                from mmrag.encoders.onnx_query import build_first
+                from mmrag.encoders.onnx_query import build_first, load_fast
                 from mmrag.encoders.onnx_runtime import default_threads
 
                 path = self.model_id or str(minilm_path())
-                self._onnx = build_first(self._load(), path, cache_dir(), self.threads or default_threads(),
-                                         self.runtime) or False
+                threads = self.threads or default_threads()
+                self._onnx = (load_fast(path, cache_dir(), threads, self.runtime)
+                              or build_first(self._load(), path, cache_dir(), threads, self.runtime) or False)
         return self._onnx
 
     def embed(self, texts: Sequence[str], *, is_query: bool) -> np.ndarray:
         """L2-normalised float32 embeddings."""
-        enc = self._load()
         if self.encoder_name:
-            return np.asarray(enc.encode_text(list(texts), is_query=is_query), dtype=np.float32)
+            return np.asarray(self._load().encode_text(list(texts), is_query=is_query), dtype=np.float32)
         onnx = self._onnx_runtime()
         if onnx:
             return l2_normalise(onnx(list(texts)))
-        return enc.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+        return self._load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                           convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
     def score(self, query: str, candidates: list[Candidate]) -> list[float]:

@@ -6,6 +6,8 @@ SmolLM2-135M-Instruct so the families run offline. LoRA adapters (Rank-R1) load 
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -24,6 +26,14 @@ def pick_device(device: str | None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def runs_on_cpu(device: str | None) -> bool:
+    """Whether ``pick_device(device)`` is the CPU, without importing torch when it is not loaded
+    yet (the ONNX paths start without it): then a GPU shows as an NVIDIA driver."""
+    if device not in (None, "", "auto") or "torch" in sys.modules:
+        return pick_device(device) == "cpu"
+    return not os.path.exists("/proc/driver/nvidia/version")
 
 
 def _dtype(dtype: str | None, device: str) -> Any:

@@ -67,16 +67,21 @@ class SpladeReranker(Reranker):
         """The ONNX Runtime path (``runtime``: int8, then float32), or False for PyTorch."""
         if self._onnx is None:
             self._onnx = False
-            model, tok = self.lm
-            if self.runtime != "torch" and str(model.device) == "cpu":
+            if self.runtime != "torch" and hf.runs_on_cpu(self.device):
                 from mmrag.bundled import cache_dir, splade_dir
                 from mmrag.encoders.onnx_runtime import default_threads, fallbacks
                 from mmrag.rerankers import splade_onnx
 
                 path = self.model_id or str(splade_dir())
+                threads = self.threads or default_threads()
+                # a checked export starts without PyTorch; else PyTorch loads, exports and checks
+                self._onnx = splade_onnx.load_fast(path, self.max_length, cache_dir(), threads, self.runtime) or False
+                if self._onnx:
+                    return self._onnx
+                model, tok = self.lm
                 for rt in fallbacks(self.runtime):
-                    self._onnx = splade_onnx.build(model, tok, path, self.max_length, cache_dir(),
-                                                   self.threads or default_threads(), rt, self.torch_encode) or False
+                    self._onnx = splade_onnx.build(model, tok, path, self.max_length, cache_dir(), threads, rt,
+                                                   self.torch_encode) or False
                     if self._onnx:
                         break
         return self._onnx

@@ -6,10 +6,15 @@ with ``h_t`` the head-transformed hidden state of token ``t`` and ``W``, ``b`` t
 projection. The query has a few dozen terms, so projecting a passage's tokens onto those columns
 instead of all 30,522 gives the same scores at a tiny fraction of the cost (the full projection is
 most of SPLADE-tiny's work). Passages are represented by their ``h_t`` rows (float16).
+
+A process that checked an export against PyTorch leaves beside it the projection and PyTorch's
+term weights for the probe texts (``write_reference``), so later processes start without
+importing torch (``load_fast``), as ``onnx_fast`` does for sentence-transformers models.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -136,13 +141,72 @@ def build(lm: Any, tokenizer: Any, model_dir: str | Path, max_length: int, cache
                          np.asarray(bias.detach().float().cpu().numpy() if hasattr(bias, "detach") else bias),
                          threads)
         got, ref = enc.encode(list(PROBES)), reference(list(PROBES))
-        norms = np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1)
-        cosine = float(np.min(np.sum(got * ref, axis=1) / np.maximum(norms, 1e-12)))
+        cosine = _cosine(got, ref)
     except Exception as e:  # any exporter/runtime failure: PyTorch still answers
         log.warning("ONNX %s path unavailable for SPLADE %s (%s)", runtime, model_dir.name, e)
         return None
-    if cosine < MIN_COSINE[runtime]:
-        log.warning("ONNX %s SPLADE %s disagrees with PyTorch (probe cosine %.5f < %g): not used",
-                    runtime, model_dir.name, cosine, MIN_COSINE[runtime])
+    if not _agrees(cosine, runtime, model_dir.name, "PyTorch"):
         return None
+    if (model_dir / "tokenizer.json").is_file():
+        write_reference(path, enc, ref, max_length)
     return enc
+
+
+def _agrees(cosine: float, runtime: str, name: str, against: str) -> bool:
+    """Whether the probe ``cosine`` keeps ``runtime``'s floor; a log line when it does not."""
+    if cosine >= MIN_COSINE[runtime]:
+        return True
+    log.warning("ONNX %s SPLADE %s disagrees with %s (probe cosine %.5f < %g): not used",
+                runtime, name, against, cosine, MIN_COSINE[runtime])
+    return False
+
+
+def _cosine(got: np.ndarray, ref: np.ndarray) -> float:
+    norms = np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1)
+    return float(np.min(np.sum(got * ref, axis=1) / np.maximum(norms, 1e-12)))
+
+
+def _reference_files(graph: Path) -> tuple[Path, Path]:
+    stem = graph.name.split(".", 1)[0]
+    return graph.with_name(f"{stem}.reference.json"), graph.with_name(f"{stem}.projection.npz")
+
+
+def write_reference(graph: Path, enc: OnnxSplade, ref: np.ndarray, max_length: int) -> None:
+    """The output projection and PyTorch's probe term weights (sparse), unless already there."""
+    meta, proj = _reference_files(graph)
+    if meta.is_file() and proj.is_file():
+        return
+    onnx_runtime.atomic_write(proj, lambda tmp: np.savez(open(tmp, "wb"), weight=enc.weight, bias=enc.bias))
+    rows = [{"terms": np.flatnonzero(r).tolist(), "weights": r[np.flatnonzero(r)].astype(float).tolist()} for r in ref]
+    record = {"probes": list(PROBES), "rows": rows, "vocab": int(ref.shape[1]), "max_length": int(max_length)}
+    onnx_runtime.atomic_write(meta, lambda tmp: tmp.write_text(json.dumps(record)))
+
+
+def load_fast(model_dir: str | Path, max_length: int, cache: Path, threads: int, runtime: str) -> OnnxSplade | None:
+    """The ONNX SPLADE for ``runtime`` started without PyTorch from a checked export's reference,
+    or None (nothing cached yet, or the graph disagrees with PyTorch's stored term weights)."""
+    from mmrag.encoders.onnx_fast import FastTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "tokenizer.json").is_file() or not onnx_runtime.installed():
+        return None
+    key = onnx_runtime.cache_key(model_dir, "splade-states")
+    fp32 = cache / "onnx" / f"{key}.onnx"
+    graph = fp32 if runtime == "onnx" else fp32.with_name(f"{key}.{onnx_runtime.QUANT_RECIPE}.int8.onnx")
+    meta, proj = _reference_files(fp32)
+    if not (graph.is_file() and meta.is_file() and proj.is_file()):
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        with np.load(proj) as z:
+            weight, bias = z["weight"], z["bias"]
+        enc = OnnxSplade(graph, FastTokenizer(model_dir / "tokenizer.json", max_length), max_length, weight, bias,
+                         threads)
+        ref = np.zeros((len(record["rows"]), int(record["vocab"])), dtype=np.float32)
+        for i, row in enumerate(record["rows"]):
+            ref[i, row["terms"]] = row["weights"]
+        cosine = _cosine(enc.encode(record["probes"]), ref)
+    except Exception as e:  # a damaged reference or graph: the PyTorch path checks again
+        log.info("ONNX %s SPLADE start without PyTorch failed for %s (%s)", runtime, model_dir.name, e)
+        return None
+    return enc if _agrees(cosine, runtime, model_dir.name, "its stored PyTorch reference") else None
