@@ -48,5 +48,6 @@ def test_the_default_pair_cascades_at_the_learned_depth() -> None:
     from mmrag.rerankers.fusion import LEARNED_CASCADE
 
     assert load("fusion").cascade_depth == LEARNED_CASCADE[("bi-encoder", "splade")]
+    assert load("fusion", runtime="onnx").cascade_depth == LEARNED_CASCADE[("bi-encoder", "splade")]
     assert load("fusion", weights=[0.5, 0.5]).cascade_depth is None  # own weights: every candidate
     assert load("fusion", cascade_depth=None).cascade_depth is None

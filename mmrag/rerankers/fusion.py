@@ -136,8 +136,9 @@ class FusionReranker(Reranker):
             raise ConfigError("fusion cannot contain another fusion")
         # Unset weights: the ones learned on SciFact train for the default pair (so `--rerank
         # fusion` is the measured best CPU fusion), equal weights for any other combination.
-        learned = LEARNED_WEIGHTS.get(tuple(n for n, o in specs if not o))
-        weights_unset = weights is None and first_stage_weight is None
+        bare = tuple(n for n, o in specs if not o)  # components named without options of their own
+        learned = LEARNED_WEIGHTS.get(bare)
+        learned_depth = LEARNED_CASCADE.get(bare) if weights is None and first_stage_weight is None else None
         if weights is None:
             weights = learned[0] if learned and len(specs) == len(learned[0]) else [1.0] * len(specs)
         if first_stage_weight is None:
@@ -161,7 +162,7 @@ class FusionReranker(Reranker):
         self.normalize = normalize
         self.rrf_k = rrf_k
         if cascade_depth == "auto":  # the learned depth for the default pair, else every candidate
-            cascade_depth = LEARNED_CASCADE.get(tuple(n for n, o in specs if not o)) if weights_unset else None
+            cascade_depth = learned_depth
         if cascade_depth is not None and (isinstance(cascade_depth, bool) or not isinstance(cascade_depth, int)
                                           or cascade_depth < 1):
             raise ConfigError(f"fusion cascade_depth must be a positive whole number or null, got {cascade_depth!r}")
