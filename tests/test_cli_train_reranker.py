@@ -75,7 +75,7 @@ def test_train_cross_encoder_from_rank_llm_json_and_rerank_with_it(tmp_path):
                             "--batch-size", "4", "--out", str(out), "--options", '{"negatives": 2}', "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["steps"] == 3 and summary["queries"] == 4 and summary["rows"] == 4 * 3
+    assert summary["steps"] == 3 and summary["queries"] == 4 and summary["rows"] == 4 * (1 + 2 + 1)  # + 1 easy negative
     assert json.loads((out / "train_report.json").read_text())["backbone"] == str(bert)
     reranker = load("cross-encoder", model=str(out), device="cpu")
     ranked = reranker.rerank("query 0", [Candidate("a", "passage 1 of 0"), Candidate("b", "passage 2 of 0")])

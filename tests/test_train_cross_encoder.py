@@ -42,6 +42,27 @@ def test_negatives_never_include_a_positive_and_respect_skip_and_count():
     assert len(ce.sample_negatives(ex, 50, 0, rng)) == 8  # all non-positives when fewer than asked
 
 
+def test_easy_negatives_come_from_other_queries_and_are_never_labelled_or_own_candidates():
+    ex = _example()
+    other = RankingExample("o", "other", [("d0", "text 0"), ("x1", "x one"), ("x2", "x two"), ("d5", "text 5"),
+                                          ("p9", "labelled elsewhere")], {"x1": 1})
+    ex.relevance["p9"] = 1  # a positive of ex that its first stage missed, seen only in another query's list
+    pool = list({d: t for e in (ex, other) for d, t in e.candidates}.items())
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        ids = [d for d, _ in ce.easy_negatives(ex, pool, 2, rng)]
+        assert len(ids) == 2 == len(set(ids)) and set(ids) <= {"x1", "x2"}
+        seen |= set(ids)
+    assert seen == {"x1", "x2"}  # x1 is a positive of the other query, not of ex: a fair negative here
+    assert ce.easy_negatives(ex, pool, 0, rng) == [] and len(ce.easy_negatives(ex, pool, 9, rng)) == 2
+    rows = ce.build_rows([ex, other], ce.settings({"negatives": 1, "random_negatives": 1}), None)
+    mine = [p for q, p, y in zip(rows["query"], rows["passage"], rows["label"]) if q == "query" and y == 0]
+    assert len(mine) == 2 and sum(p in ("x one", "x two") for p in mine) == 1  # one hard, one easy
+    with pytest.raises(ConfigError, match="at least one"):
+        ce.settings({"negatives": 0, "random_negatives": 0})
+
+
 def test_rows_for_pointwise_and_listwise_losses():
     ex = _example()
     bce = ce.build_rows([ex], ce.settings({"negatives": 3}), None)
@@ -86,6 +107,7 @@ def test_synthetic_documents_come_from_the_generator_are_kept_and_reused(tiny_be
     rows = [json.loads(line) for line in (tmp_path / "ce" / "synthetic_docs.jsonl").read_text().splitlines()]
     assert [r["qid"] for r in rows] == [e.qid for e in train[:3]] and all(r["text"] for r in rows)
     assert summary["synthetic_docs"] and summary["rows"] == 3 * 3 and summary["steps"] == 2
+    # (no easy negative: this task's doc ids, pos / neg0..., repeat in every query, so none is another's)
     # the second run must not call the generator: a generator that cannot write would fail
     again = ce.train(train[:3], tmp_path / "ce", {**opts, "generator": "extractive", "generator_options": {}})
     assert again["rows"] == 9
@@ -133,8 +155,8 @@ def test_minilm_cross_encoder_learns_a_held_out_ranking_over_three_seeds(tmp_pat
         train, test = make_task(seed)
         torch.manual_seed(seed)
         CrossEncoder(str(minilm_path()), num_labels=1, device="cpu").save_pretrained(str(tmp_path / f"u{seed}"))
-        opts = {"max_steps": 30, "lr": 1e-4, "batch_size": 16, "seed": seed, "negatives": 7, "max_length": 32,
-                "progress": False}
+        opts = {"max_steps": 30, "lr": 1e-4, "batch_size": 16, "seed": seed, "negatives": 7, "random_negatives": 0,
+                "max_length": 32, "progress": False}
         summary = ce.train(train, tmp_path / f"t{seed}", opts)
         assert summary["steps"] == 30
         # per-step losses swing with the share of positives in each small batch; the loss over the

@@ -187,7 +187,9 @@ Output: --out DIR holds the model and train_report.json; use it with
 
 \b
 --options: method settings as JSON, e.g. for cross-encoder
-  {{"negatives": 8, "skip": 0, "loss": "bce"|"lambda", "max_length": 256}}.
+  {{"negatives": 2, "random_negatives": 1, "skip": 0, "loss": "bce"|"lambda",
+  "max_length": 256}} (hard negatives from the candidates, easy ones from
+  other queries' candidates).
 --synthetic-docs (cross-encoder): one passage per query written by
   --generator replaces the labelled positives (ChatGPT-RetrievalQA recipe)."""
 
