@@ -157,14 +157,11 @@ class RAG:
                 outcomes = ingest_and_encode(self, [f for f, _ in todo], workers=workers, passwords=passwords,
                                              address=ray_address, identities=identities)
             else:
-                from mmrag.engines.prefetch import Prefetch
                 from mmrag.ingest import ingest_many
 
-                n_workers = workers or self.config.ingest.workers
-                # ingest keeps running while a commit encodes (a thread reads the workers ahead)
-                outcomes = Prefetch(((r, None, None) for r in ingest_many(
-                    [f for f, _ in todo], self.config.ingest, workers=n_workers,
-                    passwords=passwords, progress=progress)), depth=2 * n_workers)
+                outcomes = ((r, None, None) for r in ingest_many(
+                    [f for f, _ in todo], self.config.ingest, workers=workers or self.config.ingest.workers,
+                    passwords=passwords, progress=progress))
             with contextlib.closing(outcomes):  # a failed add stops the engine (and a Ray it started) now
                 for result, chunks, vectors in outcomes:
                     entry = self._add_result(ix, result, shas, chunks, vectors)
