@@ -76,9 +76,8 @@ def find(model_dir: str | Path, cache: Path, runtime: str) -> tuple[Path, dict] 
     if not model_dir.is_dir() or not (model_dir / "tokenizer.json").is_file():
         return None
     for pooling in POOLINGS:
-        key = onnx_runtime.cache_key(model_dir, f"st-{pooling}")
-        fp32 = cache / "onnx" / f"{key}.onnx"
-        graph = fp32 if runtime == "onnx" else fp32.with_name(f"{key}.{onnx_runtime.QUANT_RECIPE}.int8.onnx")
+        fp32, int8 = onnx_runtime.graph_paths(cache, model_dir, f"st-{pooling}")
+        graph = fp32 if runtime == "onnx" else int8
         ref_file = reference_path(fp32)
         if graph.is_file() and ref_file.is_file():
             try:

@@ -143,16 +143,21 @@ def quantize(src: Path, dest: Path) -> None:
     atomic_write(dest, write)
 
 
-def exported(cache: Path, model_dir: Path, tag: str, export: Callable[[Path], None], runtime: str) -> Path:
-    """Path of the cached graph for ``runtime`` (exporting and quantising on first use only)."""
+def graph_paths(cache: Path, model_dir: Path, tag: str) -> tuple[Path, Path]:
+    """Where the float32 export of ``model_dir`` and its int8 copy live (whether or not they exist)."""
     key = cache_key(model_dir, tag)
     fp32 = cache / "onnx" / f"{key}.onnx"
+    return fp32, fp32.with_name(f"{key}.{QUANT_RECIPE}.int8.onnx")
+
+
+def exported(cache: Path, model_dir: Path, tag: str, export: Callable[[Path], None], runtime: str) -> Path:
+    """Path of the cached graph for ``runtime`` (exporting and quantising on first use only)."""
+    fp32, q = graph_paths(cache, model_dir, tag)
     if not fp32.exists():
         log.info("exporting %s (%s) to ONNX: once per model and library versions", model_dir, tag)
         atomic_write(fp32, export)
     if runtime != "onnx-int8":
         return fp32
-    q = fp32.with_name(f"{key}.{QUANT_RECIPE}.int8.onnx")
     if not q.exists():
         quantize(fp32, q)
     return q

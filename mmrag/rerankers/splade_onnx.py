@@ -167,8 +167,11 @@ def _cosine(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _reference_files(graph: Path) -> tuple[Path, Path]:
-    stem = graph.name.split(".", 1)[0]
-    return graph.with_name(f"{stem}.reference.json"), graph.with_name(f"{stem}.projection.npz")
+    """The reference record (named as ``onnx_fast`` names it) and the projection beside it."""
+    from mmrag.encoders.onnx_fast import reference_path
+
+    meta = reference_path(graph)
+    return meta, meta.with_name(meta.name.replace(".reference.json", ".projection.npz"))
 
 
 def write_reference(graph: Path, enc: OnnxSplade, ref: np.ndarray, max_length: int) -> None:
@@ -190,9 +193,8 @@ def load_fast(model_dir: str | Path, max_length: int, cache: Path, threads: int,
     model_dir = Path(model_dir)
     if not (model_dir / "tokenizer.json").is_file() or not onnx_runtime.installed():
         return None
-    key = onnx_runtime.cache_key(model_dir, "splade-states")
-    fp32 = cache / "onnx" / f"{key}.onnx"
-    graph = fp32 if runtime == "onnx" else fp32.with_name(f"{key}.{onnx_runtime.QUANT_RECIPE}.int8.onnx")
+    fp32, int8 = onnx_runtime.graph_paths(cache, model_dir, "splade-states")
+    graph = fp32 if runtime == "onnx" else int8
     meta, proj = _reference_files(fp32)
     if not (graph.is_file() and meta.is_file() and proj.is_file()):
         return None
