@@ -3,7 +3,7 @@
 ``runtime`` picks how an encoder runs its batches: ``onnx-int8`` (the graph exported from the
 PyTorch model, then dynamically quantised: int8 weights per output channel, activations
 quantised on the fly), ``onnx`` (the same graph in float32) or ``torch`` (the model as loaded).
-Exports live under ``<cache>/onnx/<key>[.q2.int8].onnx``, keyed by the model files, the export kind
+Exports live under ``<cache>/onnx/<key>[.q3.int8].onnx``, keyed by the model files, the export kind
 and the library versions, written atomically so concurrent processes share them. Whoever builds
 a session checks it against PyTorch on probe texts and falls back (int8 -> float32 ONNX ->
 PyTorch, with a log line) when it disagrees.
@@ -28,7 +28,7 @@ from mmrag.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("onnx-int8", "onnx", "torch")
-QUANT_RECIPE = "q2"  # names the int8 file: a new recipe never reads an old quantisation
+QUANT_RECIPE = "q3"  # names the int8 file: a new recipe never reads an old quantisation
 # Padded tokens per batch. Small batches keep a layer's activations in the core's L2 cache: 100
 # DL19 passages (8,100 tokens) through int8 MiniLM took 825 ms in batches of up to 8,192 tokens
 # and 406 ms in batches of 512 on 2 idle cores (256: 607 ms, the per-run overhead shows).
@@ -108,37 +108,39 @@ def atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def quantize(src: Path, dest: Path) -> None:
-    """Dynamic int8 quantisation of the MatMuls with a weight matrix (per output channel), except
-    the contracting ones (more inputs than outputs: the feed-forward down projection).
+def quantize(src: Path, dest: Path, tokenizer_json: Path | None = None) -> None:
+    """Dynamic int8 quantisation of the MatMuls with a weight matrix (per output channel).
 
     Per-tensor weights move MiniLM's passage vectors to cosine 0.91 of PyTorch's; per channel
-    keeps them above 0.99, yet costs 0.0074 nDCG@10 on NovelEval (fusion). The down projection
-    reads the GELU output, whose outliers one activation scale per batch serves badly: kept in
-    float32, it brings NovelEval back (0.7841 vs PyTorch 0.7797). MatMuls of two activations
-    (attention scores) stay float32 too.
+    keeps them above 0.99. The feed-forward down projection reads the GELU output, whose outlier
+    channels one activation scale per batch serves badly (0.0074 nDCG@10 lost on NovelEval), so
+    those channels are first scaled into the weights (``onnx_smooth``), calibrated on
+    ``calibration_texts`` through the model's ``tokenizer_json``. Without a tokenizer file the
+    down projections stay float32. MatMuls of two activations (attention scores) stay float32.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from mmrag.encoders import onnx_smooth
+
     model = onnx.load(str(src))
-    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
-    skip = []
-    for n in model.graph.node:
-        if n.op_type != "MatMul":
-            continue
-        w = [shapes[x] for x in n.input if x in shapes]
-        if not w or (len(w[0]) == 2 and w[0][0] > w[0][1]):
-            skip.append(n.name)
+    skip: list[str] = []
+    if tokenizer_json is not None and Path(tokenizer_json).is_file():
+        onnx_smooth.smooth(model, Path(tokenizer_json))
+    else:
+        skip = [n.name for n in onnx_smooth.contracting_matmuls(model)]
 
     def write(tmp: Path) -> None:
+        smoothed = tmp.with_name(tmp.name + ".fp32.onnx")
+        onnx.save(model, str(smoothed))
         logging.disable(logging.WARNING)  # the quantiser logs a line per tensor and advice on the root logger
         try:
-            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+            quantize_dynamic(str(smoothed), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"], nodes_to_exclude=skip,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         finally:
             logging.disable(logging.NOTSET)
+            smoothed.unlink(missing_ok=True)
 
     atomic_write(dest, write)
 
@@ -159,7 +161,8 @@ def exported(cache: Path, model_dir: Path, tag: str, export: Callable[[Path], No
     if runtime != "onnx-int8":
         return fp32
     if not q.exists():
-        quantize(fp32, q)
+        tokenizer_json = Path(model_dir) / "tokenizer.json"
+        quantize(fp32, q, tokenizer_json if tokenizer_json.is_file() else None)
     return q
 
 
