@@ -23,7 +23,11 @@ same index; written to benchmarks/results/batch_index_ray.json.
 PDFs (each runtime in turn, rotating order, best of ``--repeats``), then one full `mmrag index`
 per runtime with its wall time, pages/s and peak RSS (the process tree, sampled every 0.2 s).
 
-    python benchmarks/batch_index.py --runtimes torch onnx-int8 [--pdfs 10] [--index-pdfs 10]
+    python benchmarks/batch_index.py --runtimes torch onnx-int8 [--pdfs 10] [--index-pdfs 10] [--before]
+
+``--before`` adds one more full index run as the product stood when issue #15 was filed: the first
+runtime for documents and rapidocr's own settings (per-line angle classifier, no memory arena);
+every run's pages/s is then also given as a ratio to it.
 """
 
 from __future__ import annotations
@@ -102,13 +106,21 @@ def chunk_texts(pdfs: list[Path], workers: int) -> tuple[list[str], int]:
     return texts, pages
 
 
-def runtime_config(work: Path, runtime: str) -> Path:
-    """configs/default.yaml with the text field's encoder on ``runtime``."""
+# rapidocr as mmrag ran it before issue #15: its per-line angle classifier, no memory arena
+OCR_BEFORE = {"Global.use_cls": True, "EngineConfig.onnxruntime.enable_cpu_mem_arena": False}
+
+
+def runtime_config(work: Path, runtime: str, name: str | None = None, ocr_options: dict | None = None) -> Path:
+    """configs/default.yaml with the text field's encoder on ``runtime`` (and rapidocr options)."""
     text = (ROOT / "configs" / "default.yaml").read_text()
     marker = "    input: chunks\n"
     assert marker in text, "configs/default.yaml changed: update runtime_config"
-    path = work / f"config-{runtime}.yaml"
-    path.write_text(text.replace(marker, marker + f"    options: {{runtime: {runtime}}}\n", 1))
+    text = text.replace(marker, marker + f"    options: {{runtime: {runtime}}}\n", 1)
+    if ocr_options:
+        assert "\ningest:\n" in text, "configs/default.yaml changed: update runtime_config"
+        text = text.replace("\ningest:\n", f"\ningest:\n  ocr_options: {json.dumps(ocr_options)}\n", 1)
+    path = work / f"config-{name or runtime}.yaml"
+    path.write_text(text)
     return path
 
 
@@ -174,8 +186,18 @@ def compare_runtimes(args: argparse.Namespace) -> None:
         print(f"  mmrag index ({rt}) of {len(index_pdfs)} PDFs ...", file=sys.stderr, flush=True)
         index[rt] = index_with_peak_rss(index_pdfs, args.work / f"index-{rt}", runtime_config(args.work, rt),
                                         args.workers, log)
-    for rt in args.runtimes:
+    if args.before:
+        # the product when the issue was filed: PyTorch documents and rapidocr's own OCR settings
+        print(f"  mmrag index (before: {base}, OCR {OCR_BEFORE}) ...", file=sys.stderr, flush=True)
+        index["before"] = index_with_peak_rss(index_pdfs, args.work / "index-before",
+                                              runtime_config(args.work, base, "before", OCR_BEFORE),
+                                              args.workers, log)
+        index["before"]["what"] = f"{base} documents, OCR options {OCR_BEFORE}"
+    for rt in index:
         index[rt]["speedup_vs_" + base] = round(index[rt]["pages_per_second"] / index[base]["pages_per_second"], 3)
+        if args.before:
+            index[rt]["speedup_vs_before"] = round(
+                index[rt]["pages_per_second"] / index["before"]["pages_per_second"], 3)
     result = {
         "settings": {"pdfs_for_encoding": min(args.pdfs, len(pdfs)), "chunks": len(texts), "pages": pages,
                      "repeats": args.repeats, "pdfs_indexed": len(index_pdfs), "workers": args.workers,
@@ -192,6 +214,12 @@ def compare_runtimes(args: argparse.Namespace) -> None:
         print(f"{rt:<10} {e['chunks_per_second']:9.1f} {e['speedup_vs_' + base]:6.2f} "
               f"{e['min_cosine_vs_' + base]:8.4f} {i['pages_per_second']:8.3f} {i['speedup_vs_' + base]:6.2f} "
               f"{i['peak_rss_mb']:12d}")
+    if args.before:
+        i = index["before"]
+        print(f"{'before':<10} {'':>9} {'':>6} {'':>8} {i['pages_per_second']:8.3f} {i['speedup_vs_' + base]:6.2f} "
+              f"{i['peak_rss_mb']:12d}")
+        print("index pages/s vs before: " + ", ".join(f"{rt} {index[rt]['speedup_vs_before']:.2f}x"
+                                                      for rt in args.runtimes))
     print(f"wrote {out}")
 
 
@@ -216,6 +244,9 @@ def main() -> None:
     ap.add_argument("--pdfs", type=int, default=10, help="with --runtimes: PDFs whose chunks are encoded")
     ap.add_argument("--index-pdfs", type=int, default=45, help="with --runtimes: PDFs indexed per runtime")
     ap.add_argument("--repeats", type=int, default=2, help="with --runtimes: encoding passes per runtime")
+    ap.add_argument("--before", action="store_true",
+                    help="with --runtimes: one more index run as the product stood before issue #15 "
+                         "(the first runtime, rapidocr's per-line angle classifier, no memory arena)")
     args = ap.parse_args()
     if args.runtimes:
         if args.inputs == CORPORA:

@@ -257,7 +257,8 @@ def _ocr_units(page: Any, config: "IngestConfig", units: list[Unit], tables: lis
     real_scale = img.width / max(width, 1.0)
     taken = [u.bbox for u in units] + [t for t, _ in tables]
     out: list[Unit] = []
-    for text, box, _score in sorted(ocr_lines(img, real_scale), key=lambda x: (x[1][1], x[1][0])):
+    lines = ocr_lines(img, real_scale, options=config.ocr_options)
+    for text, box, _score in sorted(lines, key=lambda x: (x[1][1], x[1][0])):
         c = geo.clip(box, width, height)
         if c is None or any(geo.inside_share(c, t) >= 0.5 for t in taken):
             continue

@@ -35,6 +35,10 @@ class IngestConfig:
     ocr_min_chars: int = 50  # pages with less text go through OCR (auto)
     ocr_image_fraction: float = 0.5  # ...and pages whose image-only area exceeds this share
     ocr_dpi: int = 200  # OCR rendering resolution (capped at 2000 px on the long side)
+    # rapidocr settings by its own config keys, over mmrag's (ingest/ocr.py), e.g.
+    # {"Det.limit_side_len": 960} (faster, misses more small text) or {"Global.use_cls": true}
+    # (rapidocr's per-line angle classifier instead of mmrag's per-page orientation check)
+    ocr_options: dict = field(default_factory=dict)
     max_pages: int = 5000
     max_bytes: int = 512 * 1024 * 1024
     timeout_s: float = 60.0

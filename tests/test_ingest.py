@@ -418,3 +418,21 @@ def test_text_column_beside_a_table_stays_out_of_it():
     p = load_document(_save(doc), config=NO_OCR).pages[0]
     assert all(t.bbox[0] >= 240 and "online" not in t.text for t in p.blocks if t.kind == "table")
     assert "online" in p.text and "Graduate" in p.text
+
+
+@pytest.mark.parametrize("options", [{}, {"Global.use_cls": True}], ids=["per-page", "rapidocr-per-line"])
+def test_upside_down_scan_is_turned_and_its_boxes_turned_back(options):
+    """OCR decides orientation per page from its widest lines; ``ocr_options`` can hand it back
+    to rapidocr's per-line angle classifier, which turns the lines in place."""
+    pytest.importorskip("rapidocr")
+    doc = pymupdf.open()
+    page = doc.new_page(width=450, height=100)
+    turned = text_image("INVOICE 4711 PAID").rotate(180)
+    page.insert_image(pymupdf.Rect(0, 0, 450, 100), stream=png_bytes(turned))
+    read = load_document(_save(doc), config=IngestConfig(ocr="auto", ocr_options=options)).pages[0]
+    ocr_blocks = [b for b in read.blocks if b.source == "ocr"]
+    assert ocr_blocks and "INVOICE 4711 PAID" in " ".join(b.text for b in ocr_blocks).upper()
+    # drawn at pixels (40, 60) of a 900x200 image, then turned: it now ends 40 px from the right
+    # edge and 60 px from the bottom, i.e. x1 <= 430 pt and y1 <= 80 pt, far from the top left
+    x0, y0, x1, y1 = ocr_blocks[0].bbox
+    assert x0 >= 150 and 380 <= x1 <= 432 and y0 >= 30 and y1 <= 82
