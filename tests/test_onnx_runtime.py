@@ -166,9 +166,9 @@ def test_minilm_int8_agrees_with_pytorch_on_real_passages(dl19_query, tmp_path, 
     a, b = int8.encode_text(texts), torch_enc.encode_text(texts)
     assert int8._batch_runtime().int8 and torch_enc._batch_runtime() is False
     cos = np.sum(a * b, axis=1)
-    assert cos.min() > 0.98 and cos.mean() > 0.99  # measured: 0.996 / 0.998
+    assert cos.min() > 0.98 and cos.mean() > 0.99  # measured (q3 recipe): 0.993 / 0.996
     q = torch_enc.encode_query(dl19_query.query)[0]
-    assert _spearman(a @ q, b @ q) > 0.98  # measured: >= 0.994
+    assert _spearman(a @ q, b @ q) > 0.98  # measured: 0.997
 
 
 @pytest.mark.slow
@@ -189,7 +189,7 @@ def test_fusion_components_on_onnx_agree_with_pytorch(dl19_query, tmp_path, monk
     if runtime == "onnx":  # same graph in float32 (SPLADE passage states kept in float16)
         np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
         np.testing.assert_allclose(got[1], ref[1], rtol=2e-3, atol=2e-2)
-    assert bi > 0.98 and sp > 0.99  # int8 measured: >= 0.994 and >= 0.998
+    assert bi > 0.98 and sp > 0.99  # int8 measured (q3 recipe): 0.997 and 0.9996
     top_fast = [s.id for s in fast.rerank(q, cands, top_k=10)]
     top_slow = [s.id for s in slow.rerank(q, cands, top_k=10)]
     assert len(set(top_fast) & set(top_slow)) >= 8
