@@ -2,11 +2,11 @@
 over 3 seeds, through the same functions ``mmrag train reranker`` calls.
 
 The task (tests/train_tasks.py): one relevant passage of treasure words among junk passages.
-FIRST learns to read the passages from its supervised loss; its held-out nDCG gain over the
-untrained model is asserted. Rank-R1 (GRPO only) starts, as in its paper, from an instruct model
-that writes the answer layout but picks at chance, and its held-out gain over that start is
-asserted. ReasonRank and MM-R5 assert their SFT loss and rewards; their held-out nDCG is printed
-(run with -s).
+FIRST and ReasonRank (cold-start SFT, then GRPO) learn to read the passages; their held-out
+nDCG gain over the untrained model is asserted. Rank-R1 (GRPO only) starts, as in its paper, from
+an instruct model that writes the answer layout but picks at chance, and its held-out gain over
+that start is asserted. MM-R5 asserts its SFT loss and template reward; its held-out nDCG is
+printed. Numbers print with -s.
 """
 
 from __future__ import annotations
@@ -123,10 +123,16 @@ def test_rank_r1_lora_is_merged_into_a_loadable_folder(tmp_path: Path):
     assert sorted(x.id for x in ranked) == sorted(d for d, _ in cands.candidates)
 
 
-def test_reasonrank_cold_start_then_grpo(tmp_path: Path):
-    """Cold-start SFT teaches the answer layout (the untrained model's outputs all earn the -1 format
-    penalty); GRPO then trains on the multi-view reward. The held-out nDCG is printed, not asserted:
-    in these few CPU steps it moves within noise of the untrained model's."""
+def test_reasonrank_cold_start_then_grpo_improves_held_out_ranking(tmp_path: Path):
+    """ReasonRank's recipe (``reasonrank.train``: cold-start SFT on the label order, then GRPO on the
+    multi-view reward) on a tiny random 1-layer Llama. Asserted: the SFT loss falls, GRPO's answers
+    are well formed (mean reward > 0; malformed = -1), and the trained model's held-out nDCG@10
+    beats the untrained model's by > 0.2 on the mean of 3 seeds, every seed improving.
+    Measured (seeds 0-2): 0.685/0.629/0.594 -> 1.000/1.000/0.938. Most of the gain is the cold
+    start's: the same SFT with no GRPO reached 0.991/1.000/0.929, so GRPO's own share (+0.006 on
+    the mean) is within noise here; with fewer SFT steps (50) the model had not learned to read
+    and GRPO (30 steps) did not teach it either. The 1-layer GPT-2 of the other tests did not learn
+    to read behind the format tokens (0.606 -> 0.612)."""
     from mmrag.rerankers.reasonrank import ReasonRankReranker
     from mmrag.train.llm_common import rerank_ndcg
     from mmrag.train.reasonrank import train
@@ -136,23 +142,25 @@ def test_reasonrank_cold_start_then_grpo(tmp_path: Path):
 
     before, after, start, end, rewards = [], [], [], [], []
     for seed in SEEDS:
-        base = tiny_ranking_lm(tmp_path, seed)
-        held = ranking_examples(20, 100 + seed, prefix="h")
+        base = tiny_ranking_lm(tmp_path, seed, arch="llama")
+        held = ranking_examples(60, 100 + seed, prefix="h")
         before.append(rerank_ndcg(reranker(base), held))
         out = tmp_path / f"rr-{seed}"
         s = train(ranking_examples(300, seed), out,
-                  {"model": str(base), "sft_steps": 100, "sft_lr": 1e-2, "max_steps": 10, "lr": 1e-3,
+                  {"model": str(base), "sft_steps": 100, "sft_lr": 3e-3, "max_steps": 30, "lr": 3e-4,
                    "batch_size": 4, "num_generations": 8, "max_completion_length": 16, "window": 4, "lora_r": 0,
                    "seed": seed, "progress": False, "scheduler": "constant"})
         after.append(rerank_ndcg(reranker(out), held))
         start.append(statistics.mean(s["sft_loss"][:10]))
         end.append(statistics.mean(s["sft_loss"][-10:]))
         rewards.append(statistics.mean(s["reward"]))
-        assert len(s["reward"]) == 10 and s["reranker"] == "reasonrank"
+        assert len(s["reward"]) == 30 and s["reranker"] == "reasonrank"
     _report("reasonrank (SFT loss)", before, after, start, end)
     print(f"reasonrank GRPO multi-view reward {mean_std(rewards)} (malformed = -1)")
     assert statistics.mean(end) < statistics.mean(start) / 4
     assert statistics.mean(rewards) > 0  # well-formed id lists, not the -1 penalty
+    assert statistics.mean(after) > statistics.mean(before) + 0.2
+    assert all(a > b for a, b in zip(after, before))
 
 
 def test_mm_r5_sft_then_grpo_on_page_images(tmp_path: Path):
