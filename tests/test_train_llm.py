@@ -5,8 +5,8 @@ The task (tests/train_tasks.py): one relevant passage of treasure words among ju
 FIRST and ReasonRank (cold-start SFT, then GRPO) learn to read the passages; their held-out
 nDCG gain over the untrained model is asserted. Rank-R1 (GRPO only) starts, as in its paper, from
 an instruct model that writes the answer layout but picks at chance, and its held-out gain over
-that start is asserted. MM-R5 asserts its SFT loss and template reward; its held-out nDCG is
-printed. Numbers print with -s.
+that start is asserted. MM-R5 (SFT then GRPO on page images) learns to tell the relevant page
+image; its held-out gain over the untrained model is asserted. Numbers print with -s.
 """
 
 from __future__ import annotations
@@ -163,10 +163,15 @@ def test_reasonrank_cold_start_then_grpo_improves_held_out_ranking(tmp_path: Pat
     assert all(a > b for a, b in zip(after, before))
 
 
-def test_mm_r5_sft_then_grpo_on_page_images(tmp_path: Path):
-    """A tiny random Qwen2.5-VL: SFT on the reranker's image request teaches MM-R5's answer template
-    (the template reward in GRPO is mostly earned), and the folder loads as the mm-r5 reranker. Reading
-    the pages (bright = relevant) is not learned in these steps: the held-out nDCG is printed only."""
+def test_mm_r5_sft_then_grpo_on_page_images_improves_held_out_ranking(tmp_path: Path):
+    """MM-R5's recipe (``mm_r5.train``: SFT on the reranker's page-image request with the label
+    order, then GRPO on the reranking + template rewards) on a tiny random Qwen2.5-VL; the folder
+    loads as the mm-r5 reranker. Asserted: the SFT loss falls, the template reward is mostly earned,
+    and the held-out nDCG@10 (20 queries of 3 pages, bright = relevant) beats the untrained model's
+    by > 0.15 on the mean of 3 seeds, every seed improving. Measured (seeds 0-2):
+    0.776/0.647/0.745 -> 1.000/1.000/1.000. The SFT stage does the reading: GRPO's rewards start
+    near their maximum, so its own share cannot show here. At the old SFT lr (1e-2, 60 steps) only
+    one seed of three learned to read (0.723 -> 0.832 on the mean)."""
     pytest.importorskip("qwen_vl_utils")
     from mmrag.rerankers.mm_r5 import MMR5Reranker
     from mmrag.train.llm_common import rerank_ndcg
@@ -181,19 +186,21 @@ def test_mm_r5_sft_then_grpo_on_page_images(tmp_path: Path):
     before, after, start, end, templates = [], [], [], [], []
     for seed in SEEDS:
         base = tiny_page_vlm(tmp_path, seed)
-        held = page_examples(8, 100 + seed, tmp_path / f"held{seed}")
+        held = page_examples(20, 100 + seed, tmp_path / f"held{seed}")
         before.append(rerank_ndcg(reranker(base), held))
         out = tmp_path / f"mm-{seed}"
         s = train(page_examples(40, seed, tmp_path / f"train{seed}"), out,
-                  {"model": str(base), "sft_steps": 60, "sft_lr": 1e-2, "max_steps": 4, "lr": 1e-3, "batch_size": 2,
-                   "num_generations": 4, "max_completion_length": 24, "window": 3, "lora_r": 0, "seed": seed,
-                   "progress": False, "scheduler": "constant", **pixels})
+                  {"model": str(base), "sft_steps": 120, "sft_lr": 3e-3, "max_steps": 10, "lr": 3e-4,
+                   "batch_size": 2, "num_generations": 4, "max_completion_length": 24, "window": 3, "lora_r": 0,
+                   "seed": seed, "progress": False, "scheduler": "constant", **pixels})
         after.append(rerank_ndcg(reranker(out), held))
         start.append(statistics.mean(s["sft_loss"][:5]))
         end.append(statistics.mean(s["sft_loss"][-5:]))
         templates.append(statistics.mean(s["template"]))
-        assert len(s["rerank"]) == 4 and (out / "processor_config.json").is_file()
+        assert len(s["rerank"]) == 10 and (out / "processor_config.json").is_file()
     _report("mm-r5 (SFT loss)", before, after, start, end)
     print(f"mm-r5 GRPO template reward {mean_std(templates)} (untrained model: 0)")
     assert statistics.mean(end) < statistics.mean(start) / 4
-    assert statistics.mean(templates) > 0.3
+    assert statistics.mean(templates) > 0.5
+    assert statistics.mean(after) > statistics.mean(before) + 0.15
+    assert all(a > b for a, b in zip(after, before))
