@@ -35,14 +35,14 @@ def build_qwen_vl_tokenizer(smollm2_dir: Path, out: Path) -> Path:
     return out
 
 
-def tiny_causal_lm(vocab_size: int, arch: str = "llama", seed: int = 0, attn: str = "eager"):
-    """A 2-layer, 64-wide causal LM (Llama or Qwen2) with random weights."""
+def tiny_causal_lm(vocab_size: int, arch: str = "llama", seed: int = 0, attn: str = "eager", layers: int = 2):
+    """A ``layers``-layer (default 2), 64-wide causal LM (Llama or Qwen2) with random weights."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
     torch.manual_seed(seed)
     cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
-    config = cls(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    config = cls(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
 
@@ -321,7 +321,7 @@ def save_tiny_causal_lm(tokenizer_dir: Path, out: Path, seed: int = 0, arch: str
                             bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
         model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
     else:
-        model = tiny_causal_lm(len(tok), arch=arch, seed=seed, attn="sdpa")
+        model = tiny_causal_lm(len(tok), arch=arch, seed=seed, attn="sdpa", layers=layers)
     model.config.eos_token_id = tok.eos_token_id
     model.config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id

@@ -36,12 +36,33 @@ def ranking_examples(n: int, seed: int, size: int = 4, prefix: str = "q", length
     return out
 
 
-def tiny_ranking_lm(root: Path, seed: int = 0) -> Path:
-    """A random 1-layer GPT-2 with the small word tokenizer, saved under ``root``."""
+def tiny_ranking_lm(root: Path, seed: int = 0, arch: str = "gpt2") -> Path:
+    """A random 1-layer GPT-2 (or ``arch``: llama, qwen2) with the small word tokenizer, saved under ``root``."""
     from tests.tiny import save_tiny_causal_lm, tiny_word_tokenizer
 
     tok = tiny_word_tokenizer(root / "tok", WORDS)
-    return save_tiny_causal_lm(tok, root / f"lm{seed}", seed=seed)
+    return save_tiny_causal_lm(tok, root / f"{arch}{seed}", seed=seed, arch=arch)
+
+
+def setwise_instruct_lm(base: Path, out: Path, seed: int, right: float = 0.5, steps: int = 60) -> Path:
+    """A stand-in for the instruct LLM Rank-R1 starts from: ``base`` after a short SFT (the product's
+    ``trl_run.sft``) on the ``rank-r1`` reranker's own prompts, answering
+    ``<think> </think> <answer>[k]</answer>`` where ``k`` is the relevant passage with probability
+    ``right``, else a random one. In these steps it learns the layout, not to read the passages."""
+    from mmrag.train import llm_common as common
+    from mmrag.train import rank_r1, trl_run
+
+    opts = common.merged({"model": str(base), "max_steps": steps, "lr": 3e-3, "batch_size": 8, "seed": seed,
+                          "children": 3, "lora_r": 0, "scheduler": "constant", "progress": False}, rank_r1.OPTIONS)
+    model, tok = common.load_causal(str(base), opts)
+    rng = random.Random(seed)
+    rows = []
+    for row in rank_r1.prompts(ranking_examples(200, 50 + seed), tok, opts):
+        pick = row["labels"].index(1) if rng.random() < right else rng.randrange(len(row["labels"]))
+        rows.append({"prompt": row["prompt"], "completion": f"<think> </think> <answer>[{pick + 1}]</answer>"})
+    model, _ = trl_run.sft(model, tok, rows, out, opts)
+    common.save(model, tok, out, {"instruct_sft": {"steps": steps, "right": right}})
+    return out
 
 
 def mean_std(values: list[float]) -> str:
