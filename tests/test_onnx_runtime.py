@@ -303,3 +303,30 @@ def test_the_fusion_reranker_starts_without_torch_after_one_checked_start(dl19_q
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["torch"] is False
     np.testing.assert_allclose(got["scores"], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_runner_returns_every_batch_in_order(tmp_path, threads) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mmrag.encoders.onnx_runtime import BatchRunner
+
+    w = np.arange(12, dtype=np.float32).reshape(4, 3)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+                              [numpy_helper.from_array(w, "w")])
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    runner = BatchRunner(path, threads)
+    # more than one batch goes to the pool, each batch on one intra-op thread
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.normal(size=(n, 4)).astype(np.float32)} for n in (3, 1, 7, 2, 5)]
+    got = runner.run(feeds)
+    assert [g.shape[0] for g in got] == [3, 1, 7, 2, 5]
+    for f, g in zip(feeds, got):
+        np.testing.assert_allclose(g, f["x"] @ w, rtol=1e-6)
+    assert runner.input_names() == {"x"} and runner.run([]) == []

@@ -83,16 +83,15 @@ class OnnxPooledEncoder:
     """Pooled (not yet normalised) vectors from an exported ONNX graph, batched by length."""
 
     def __init__(self, path: Path, tokenizer: Any, max_length: int, threads: int = 1, lower_case: bool = False):
-        self._session = onnx_runtime.session(path, threads)
-        self._feed = onnx_runtime.TokenFeed(tokenizer, max_length, {i.name for i in self._session.get_inputs()},
-                                            lower_case=lower_case)
+        self._runner = onnx_runtime.BatchRunner(path, threads)
+        self._feed = onnx_runtime.TokenFeed(tokenizer, max_length, self._runner.input_names(), lower_case=lower_case)
         self.path = path
         self.int8 = path.name.endswith(".int8.onnx")
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        batches = self._feed.batches(texts)
         out: np.ndarray | None = None
-        for idx, feed in self._feed.batches(texts):
-            vec = self._session.run(None, feed)[0]
+        for (idx, _), vec in zip(batches, self._runner.run([feed for _, feed in batches])):
             if out is None:
                 out = np.zeros((len(texts), vec.shape[1]), dtype=np.float32)
             out[idx] = vec

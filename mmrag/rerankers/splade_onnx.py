@@ -78,8 +78,8 @@ class OnnxSplade:
 
     def __init__(self, path: Path, tokenizer: Any, max_length: int, weight: np.ndarray, bias: np.ndarray,
                  threads: int):
-        self._session = onnx_runtime.session(path, threads)
-        self._feed = onnx_runtime.TokenFeed(tokenizer, max_length, {i.name for i in self._session.get_inputs()})
+        self._runner = onnx_runtime.BatchRunner(path, threads)
+        self._feed = onnx_runtime.TokenFeed(tokenizer, max_length, self._runner.input_names())
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # (vocab, hidden)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.path = path
@@ -87,8 +87,8 @@ class OnnxSplade:
     def states(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Per text, the ``(tokens, hidden)`` head states of its attended tokens, float16."""
         out: list[Any] = [None] * len(texts)
-        for idx, feed in self._feed.batches(texts):
-            h = self._session.run(None, feed)[0]
+        batches = self._feed.batches(texts)
+        for (idx, feed), h in zip(batches, self._runner.run([feed for _, feed in batches])):
             lens = feed["attention_mask"].sum(1)
             for r, i in enumerate(idx):
                 out[i] = h[r, :lens[r]].astype(np.float16)
