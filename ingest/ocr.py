@@ -75,7 +75,10 @@ def ocr_lines(image: Any, scale: float, min_score: float = 0.5,
     """
     import numpy as np
 
-    pixels = np.asarray(image)
+    if hasattr(image, "convert"):  # a PIL image: rapidocr takes arrays as BGR (and converts PIL itself)
+        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    else:
+        pixels = np.asarray(image)
     eng = engine(options)
     result = eng(pixels)
     turned = False

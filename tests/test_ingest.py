@@ -436,3 +436,25 @@ def test_upside_down_scan_is_turned_and_its_boxes_turned_back(options):
     # edge and 60 px from the bottom, i.e. x1 <= 430 pt and y1 <= 80 pt, far from the top left
     x0, y0, x1, y1 = ocr_blocks[0].bbox
     assert x0 >= 150 and 380 <= x1 <= 432 and y0 >= 30 and y1 <= 82
+
+
+def test_ocr_hands_rapidocr_the_channels_in_its_order(monkeypatch):
+    """rapidocr converts a PIL image from RGB to BGR itself but takes an array as BGR: the page
+    image (RGB) must reach it as BGR, as when the PIL image was passed."""
+    pytest.importorskip("rapidocr")
+    from PIL import Image
+
+    import mmrag.ingest.ocr as ocr
+
+    seen = []
+
+    class Engine:
+        use_cls = True
+
+        def __call__(self, pixels):
+            seen.append(pixels)
+            return None
+
+    monkeypatch.setattr(ocr, "engine", lambda options=None: Engine())
+    ocr.ocr_lines(Image.new("RGB", (40, 20), (255, 0, 0)), 1.0)
+    assert tuple(seen[0][0, 0]) == (0, 0, 255)  # red in BGR
