@@ -124,11 +124,12 @@ def quantize(src: Path, dest: Path, tokenizer_json: Path | None = None) -> None:
     from mmrag.encoders import onnx_smooth
 
     model = onnx.load(str(src))
-    skip: list[str] = []
+    weights = {i.name for i in model.graph.initializer}
+    skip = [n.name for n in model.graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
     if tokenizer_json is not None and Path(tokenizer_json).is_file():
         onnx_smooth.smooth(model, Path(tokenizer_json))
     else:
-        skip = [n.name for n in onnx_smooth.contracting_matmuls(model)]
+        skip += [n.name for n in onnx_smooth.contracting_matmuls(model)]
 
     def write(tmp: Path) -> None:
         smoothed = tmp.with_name(tmp.name + ".fp32.onnx")
@@ -161,8 +162,7 @@ def exported(cache: Path, model_dir: Path, tag: str, export: Callable[[Path], No
     if runtime != "onnx-int8":
         return fp32
     if not q.exists():
-        tokenizer_json = Path(model_dir) / "tokenizer.json"
-        quantize(fp32, q, tokenizer_json if tokenizer_json.is_file() else None)
+        quantize(fp32, q, Path(model_dir) / "tokenizer.json")
     return q
 
 
