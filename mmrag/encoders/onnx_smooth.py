@@ -37,24 +37,15 @@ def contracting_matmuls(model: Any) -> list[Any]:
 
 def calibration_feeds(model: Any, tokenizer_json: Path) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     """(feed, attention mask) batches of the calibration texts, for the graph's own inputs."""
+    from mmrag.encoders import onnx_runtime
     from mmrag.encoders.calibration_texts import CALIBRATION_TEXTS
     from mmrag.encoders.onnx_fast import FastTokenizer
 
-    tok = FastTokenizer(tokenizer_json, CALIBRATION_TOKENS)
     inputs = {i.name for i in model.graph.input}
-    ids = tok(list(CALIBRATION_TEXTS))["input_ids"]
-    feeds = []
-    for start in range(0, len(ids), 8):
-        rows = ids[start:start + 8]
-        width = max(len(r) for r in rows)
-        input_ids = np.full((len(rows), width), tok.pad_token_id, dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        for i, r in enumerate(rows):
-            input_ids[i, :len(r)] = r
-            mask[i, :len(r)] = 1
-        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        feeds.append(({k: v for k, v in feed.items() if k in inputs}, mask.astype(bool)))
-    return feeds
+    tokens = onnx_runtime.TokenFeed(FastTokenizer(tokenizer_json, CALIBRATION_TOKENS), CALIBRATION_TOKENS,
+                                    inputs | {"attention_mask"})  # the mask is kept even for a graph without it
+    return [({k: v for k, v in feed.items() if k in inputs}, feed["attention_mask"].astype(bool))
+            for _, feed in tokens.batches(CALIBRATION_TEXTS)]
 
 
 def activation_maxima(model: Any, names: list[str], tokenizer_json: Path) -> dict[str, np.ndarray]:
